@@ -1,0 +1,5 @@
+package backend
+
+import "os"
+
+var lookupEnv = os.LookupEnv
