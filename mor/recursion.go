@@ -72,6 +72,11 @@ type BlockAttention struct {
 
 	// ReturnKV asks for the keys and values each block layer computed.
 	ReturnKV bool
+
+	// Step is the 1-based recursion step of this call. It selects the norm
+	// scales of the unrolled layers when norms are not shared; 0 means the
+	// n-th call of the BlockFunc is step n.
+	Step int
 }
 
 // BlockResult is the output of one pass through the shared block.
