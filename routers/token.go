@@ -60,7 +60,7 @@ func (c Config) RouteTokens(root *model.Scope, x *graph.Node, numRecursions int,
 	decision := weighted
 	if c.LossFreeBiasRate > 0 {
 		bias := lossFreeBiasVariable(scope, numRecursions).NodeValue(x.Graph())
-		decision = graph.Add(weighted, bias) // [B, L, N_r] + [N_r]
+		decision = graph.Add(weighted, graph.Reshape(bias, 1, 1, numRecursions)) // [B, L, N_r] + [1, 1, N_r]
 	}
 	routing.Choice = graph.ConvertDType(graph.ArgMax(decision, -1), dtypes.Int32) // [B, L]
 	if c.BalanceWarmupSteps > 0 && options.Training && options.GlobalStep != nil {
