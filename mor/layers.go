@@ -39,17 +39,28 @@ func activationDType(cfg Config) dtypes.DType {
 		return dtypes.BFloat16
 	case "float16":
 		return dtypes.Float16
+	case "float64":
+		return dtypes.Float64
 	default:
 		panic(fmt.Sprintf("mor: invalid dtype %q: use \"float32\", \"bfloat16\" or \"float16\"", cfg.DType))
 	}
 }
 
-// normalInitializer draws N(0, std²) values in float32 from the store's random
+// accumulationDType is the type norms, softmaxes and losses are computed in:
+// float64 for float64 models (used by gradient checks), float32 otherwise.
+func accumulationDType(dtype dtypes.DType) dtypes.DType {
+	if dtype == dtypes.Float64 {
+		return dtypes.Float64
+	}
+	return dtypes.Float32
+}
+
+// normalInitializer draws N(0, std²) values in float32 (float64 for float64 models) from the store's random
 // state and converts them to dtype. GoMLX's own RandomNormalFn returns zeros for
 // 16-bit types, which would silently leave a bfloat16 model untrained.
 func normalInitializer(scope *model.Scope, std float64, dtype dtypes.DType) model.VariableInitializer {
 	return func(g *graph.Graph, shape shapes.Shape) *graph.Node {
-		values := scope.RandomNormal(g, shapes.Make(dtypes.Float32, shape.Dimensions...))
+		values := scope.RandomNormal(g, shapes.Make(accumulationDType(dtype), shape.Dimensions...))
 		return graph.ConvertDType(graph.MulScalar(values, std), dtype)
 	}
 }
@@ -71,16 +82,18 @@ func Linear(scope *model.Scope, cfg Config, name string, x *graph.Node, out int)
 }
 
 // RMSNorm normalises x [..., D] by its root mean square and multiplies by a
-// learned scale [D] (initialised to 1). It computes in float32 and returns x's dtype.
+// learned scale [D] (initialised to 1). It computes in float32 (float64 for
+// float64 inputs) and returns x's dtype.
 func RMSNorm(scope *model.Scope, cfg Config, x *graph.Node) *graph.Node {
 	dtype := x.DType()
 	d := x.Shape().Dimensions[x.Rank()-1]
 	scale := scope.WithInitializer(onesInitializer).
 		VariableWithShape(varNormScale, shapes.Make(dtype, d)).NodeValue(x.Graph())
 
-	x32 := graph.ConvertDType(x, dtypes.Float32)
-	meanSquare := graph.ReduceAndKeep(graph.Square(x32), graph.ReduceMean, -1)
-	normalized := graph.Mul(x32, graph.Rsqrt(graph.AddScalar(meanSquare, cfg.NormEpsilon)))
+	wide := graph.ConvertDType(x, accumulationDType(dtype))
+	meanSquare := graph.ReduceAndKeep(graph.Square(wide), graph.ReduceMean, -1)
+	// NOTE: Div by Sqrt, because Rsqrt has no gradient in gomlx v0.28.6.
+	normalized := graph.Div(wide, graph.Sqrt(graph.AddScalar(meanSquare, cfg.NormEpsilon)))
 	return graph.Mul(graph.ConvertDType(normalized, dtype), graph.ExpandLeftToRank(scale, x.Rank()))
 }
 
@@ -98,26 +111,28 @@ func ApplyRoPE(x, positions *graph.Node, theta float64) *graph.Node {
 		panic(fmt.Sprintf("mor: RoPE needs an even head dimension, got %d", headDim))
 	}
 
-	invFreq := make([]float32, half)
+	wideDType := accumulationDType(dtype)
+	invFreq := make([]float64, half)
 	for i := range invFreq {
-		invFreq[i] = float32(1 / math.Pow(theta, float64(2*i)/float64(headDim)))
+		invFreq[i] = 1 / math.Pow(theta, float64(2*i)/float64(headDim))
 	}
 
 	// angles: [B, K, 1] × [half] → [B, K, half], then duplicated to [B, K, HeadDim]
 	// and given a heads axis: [B, K, 1, HeadDim].
-	positions32 := graph.ConvertDType(positions, dtypes.Float32)
-	angles := graph.Mul(graph.InsertAxes(positions32, -1), graph.ExpandLeftToRank(graph.Const(g, invFreq), 3))
+	widePositions := graph.ConvertDType(positions, wideDType)
+	frequencies := graph.ConvertDType(graph.Const(g, invFreq), wideDType)
+	angles := graph.Mul(graph.InsertAxes(widePositions, -1), graph.ExpandLeftToRank(frequencies, 3))
 	angles = graph.Concatenate([]*graph.Node{angles, angles}, -1)
 	angles = graph.InsertAxes(angles, 2)
 	cos, sin := graph.Cos(angles), graph.Sin(angles)
 
 	// rotate_half(x) = concat(−x[..., half:], x[..., :half]).
-	x32 := graph.ConvertDType(x, dtypes.Float32)
-	first := graph.SliceAxis(x32, -1, graph.AxisRange(0, half))
-	second := graph.SliceAxis(x32, -1, graph.AxisRange(half, headDim))
+	wide := graph.ConvertDType(x, wideDType)
+	first := graph.SliceAxis(wide, -1, graph.AxisRange(0, half))
+	second := graph.SliceAxis(wide, -1, graph.AxisRange(half, headDim))
 	rotated := graph.Concatenate([]*graph.Node{graph.Neg(second), first}, -1)
 
-	out := graph.Add(graph.Mul(x32, cos), graph.Mul(rotated, sin))
+	out := graph.Add(graph.Mul(wide, cos), graph.Mul(rotated, sin))
 	return graph.ConvertDType(out, dtype)
 }
 
@@ -225,17 +240,18 @@ func overwriteSlots(shared, fresh LayerKV) LayerKV {
 // head h uses KV head h / (H/KVH), as Hugging Face's repeat_kv does. Key j is
 // allowed for query i when kv.Positions[j] ≤ queryPositions[i] and kv.Valid[j].
 // queries are [B, K, H, HeadDim]; the result has the same shape and dtype.
-// Scores and the softmax are computed in float32.
+// Scores and the softmax are computed in float32 (float64 for float64 models).
 func attend(queries, queryPositions *graph.Node, kv LayerKV, numKVHeads int) *graph.Node {
 	dims := queries.Shape().Dimensions
 	batch, length, numHeads, headDim := dims[0], dims[1], dims[2], dims[3]
 	groupSize := numHeads / numKVHeads
 	dtype := queries.DType()
+	wideDType := accumulationDType(dtype)
 
 	// queries: [B, K, H, HeadDim] → [B, K, KVH, G, HeadDim].
-	grouped := graph.Reshape(graph.ConvertDType(queries, dtypes.Float32), batch, length, numKVHeads, groupSize, headDim)
-	keys := graph.ConvertDType(kv.Keys, dtypes.Float32)
-	values := graph.ConvertDType(kv.Values, dtypes.Float32)
+	grouped := graph.Reshape(graph.ConvertDType(queries, wideDType), batch, length, numKVHeads, groupSize, headDim)
+	keys := graph.ConvertDType(kv.Keys, wideDType)
+	values := graph.ConvertDType(kv.Values, wideDType)
 
 	// scores: [B, KVH, G, K, Lkv].
 	scores := graph.Einsum("bqhgd,bkhd->bhgqk", grouped, keys)
@@ -247,7 +263,7 @@ func attend(queries, queryPositions *graph.Node, kv LayerKV, numKVHeads int) *gr
 		allowed = graph.LogicalAnd(allowed, graph.InsertAxes(kv.Valid, 1))
 	}
 	allowed = graph.BroadcastToDims(graph.InsertAxes(allowed, 1, 1), scores.Shape().Dimensions...)
-	scores = graph.Where(allowed, scores, graph.Scalar(scores.Graph(), dtypes.Float32, maskedScore))
+	scores = graph.Where(allowed, scores, graph.Scalar(scores.Graph(), wideDType, maskedScore))
 
 	probs := graph.Softmax(scores, -1)
 
@@ -302,7 +318,8 @@ func embeddingTable(scope *model.Scope, cfg Config, g *graph.Graph) *graph.Node 
 	return embeddingScope.VariableWithShape(varEmbeddingMatrix, shapes.Make(dtype, cfg.VocabSize, cfg.DModel)).NodeValue(g)
 }
 
-// lmHead maps hidden [B, L, D] to float32 logits [B, L, V], through the
+// lmHead maps hidden [B, L, D] to logits [B, L, V] in float32 (float64 for
+// float64 models), through the
 // transposed embedding matrix when embeddings are tied.
 func lmHead(scope *model.Scope, cfg Config, hidden *graph.Node) *graph.Node {
 	var logits *graph.Node
@@ -312,5 +329,5 @@ func lmHead(scope *model.Scope, cfg Config, hidden *graph.Node) *graph.Node {
 	} else {
 		logits = Linear(scope, cfg, scopeLMHead, hidden, cfg.VocabSize)
 	}
-	return graph.ConvertDType(logits, dtypes.Float32)
+	return graph.ConvertDType(logits, accumulationDType(logits.DType()))
 }
