@@ -425,7 +425,7 @@ func TestWarmupCapacity(t *testing.T) {
 func TestExpertScoresByHand(t *testing.T) {
 	b := testutil.Backend(t, "go")
 	x := [][][]float32{{{1, 0}, {0, 1}, {1, 1}}} // [B=1, K=3, D=2]
-	weights := [][]float32{{2}, {-1}}             // z = (2, −1, 1) / T
+	weights := [][]float32{{2}, {-1}}            // z = (2, −1, 1) / T
 
 	cases := []struct {
 		scoreFunc  string
