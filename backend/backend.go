@@ -16,6 +16,7 @@ package backend
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -24,6 +25,7 @@ import (
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/gobackend"  // registers the pure-Go backend as "go"
 	"github.com/gomlx/go-xla/compute/xla" // registers the XLA backend as "xla"
+	"k8s.io/klog/v2"
 )
 
 // Backend configurations, in the "<backend>[:<config>]" syntax of GOMLX_BACKEND.
@@ -35,6 +37,15 @@ const (
 
 func init() {
 	xla.EnableAutoInstall(false)
+	quietKlog()
+}
+
+// quietKlog drops go-xla's klog info and warning lines, which repeat what the errors of this
+// package already say (a plugin that fails to load is logged as a warning, then returned as an
+// error). klog's errors still reach stderr, through its default ERROR stderr threshold.
+func quietKlog() {
+	klog.LogToStderr(false)
+	klog.SetOutput(io.Discard)
 }
 
 // Selection is the backend configuration that New uses, with the reason it was chosen.

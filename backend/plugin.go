@@ -30,7 +30,8 @@ const HeaderAPIVersion = "0.104"
 
 // PluginSearchPaths lists the folders searched for pjrt_c_api_<name>_plugin.so, in order:
 // the folders in PJRT_PLUGIN_LIBRARY_PATH (":"-separated) when it is set, else
-// $HOME/.local/lib/go-xla (where scripts/setup installs) and /usr/local/lib/go-xla.
+// $HOME/.local/lib/go-xla (where scripts/setup installs) and /usr/local/lib/go-xla, each
+// followed by its nvidia/ subfolder, where go-xla's layout keeps the CUDA plugin.
 func PluginSearchPaths() []string {
 	if value, found := lookupEnv(pjrt.PJRTPluginPathsEnv); found {
 		var paths []string
@@ -42,11 +43,17 @@ func PluginSearchPaths() []string {
 		return paths
 	}
 
-	var paths []string
+	var roots []string
 	if home, err := os.UserHomeDir(); err == nil {
-		paths = append(paths, filepath.Join(home, ".local", "lib", "go-xla"))
+		roots = append(roots, filepath.Join(home, ".local", "lib", "go-xla"))
 	}
-	return append(paths, "/usr/local/lib/go-xla")
+	roots = append(roots, "/usr/local/lib/go-xla")
+
+	var paths []string
+	for _, root := range roots {
+		paths = append(paths, root, filepath.Join(root, "nvidia"))
+	}
+	return paths
 }
 
 // pluginFileName is the file name go-xla expects for a plugin called name.
