@@ -3,7 +3,16 @@
 // choose per token how many recursion steps it gets.
 package mor
 
-import "github.com/gomor/gomor/routers"
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/gomor/gomor/routers"
+)
 
 // SharingScheme says how the unrolled layers map onto unique parameter sets.
 type SharingScheme string
@@ -71,4 +80,125 @@ type Config struct {
 	Router *routers.Config `json:"router,omitempty"`
 
 	KV KVStrategy `json:"kv_strategy"`
+}
+
+// DefaultConfig returns the paper's main recipe at the tiny CPU scale: the
+// "mor-ec-tiny-r3" preset (expert-choice routing, Middle-Cycle sharing with a
+// 2-layer block applied 3 times, recursion-wise KV caching). JSON files without
+// a "base" are decoded on top of it.
+func DefaultConfig() Config {
+	c, err := Preset("mor-ec-tiny-r3")
+	if err != nil {
+		panic(fmt.Sprintf("mor: the default preset is broken: %v", err))
+	}
+	return c
+}
+
+// LoadConfig reads a JSON config file. The file may name a preset to start
+// from with "base": "<preset>"; otherwise its fields are decoded on top of
+// DefaultConfig. Only the fields present in the file change, so a field given
+// as 0 stays 0. An unknown field is an error that names it. LoadConfig does not
+// call Validate.
+func LoadConfig(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	c, err := ParseConfig(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// ParseConfig decodes a JSON config as LoadConfig does, from memory.
+func ParseConfig(data []byte) (Config, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return Config{}, fmt.Errorf("invalid JSON: %w", err)
+	}
+
+	c, err := baseConfig(fields)
+	if err != nil {
+		return Config{}, err
+	}
+	delete(fields, "base")
+
+	if err := seedRouter(&c, fields); err != nil {
+		return Config{}, err
+	}
+
+	// Re-encode without "base" so that the strict decoder below sees only Config fields.
+	rest, err := json.Marshal(fields)
+	if err != nil {
+		return Config{}, fmt.Errorf("re-encode config: %w", err)
+	}
+	decoder := json.NewDecoder(bytes.NewReader(rest))
+	decoder.DisallowUnknownFields()
+	if err := decoder.Decode(&c); err != nil {
+		return Config{}, explainDecodeError(err)
+	}
+	return c, nil
+}
+
+// baseConfig returns the preset named by the "base" field, or DefaultConfig.
+func baseConfig(fields map[string]json.RawMessage) (Config, error) {
+	raw, found := fields["base"]
+	if !found {
+		return DefaultConfig(), nil
+	}
+	var name string
+	if err := json.Unmarshal(raw, &name); err != nil {
+		return Config{}, fmt.Errorf(`field "base" must be a preset name string, got %s`, raw)
+	}
+	return Preset(name)
+}
+
+// seedRouter prepares c.Router for a "router" object in the file. When the
+// base has no router, or one of another kind, the file's router is decoded on
+// top of the defaults of its kind instead of on zero values, so that a file
+// may give only "kind" and the options it changes.
+func seedRouter(c *Config, fields map[string]json.RawMessage) error {
+	raw, found := fields["router"]
+	if !found || string(bytes.TrimSpace(raw)) == "null" {
+		return nil
+	}
+	var header struct {
+		Kind *routers.Kind `json:"kind"`
+	}
+	if err := json.Unmarshal(raw, &header); err != nil {
+		return fmt.Errorf(`field "router" must be a JSON object: %w`, err)
+	}
+
+	kind := routers.ExpertChoice
+	switch {
+	case header.Kind != nil:
+		kind = *header.Kind
+	case c.Router != nil:
+		kind = c.Router.Kind
+	}
+	if c.Router != nil && c.Router.Kind == kind {
+		return nil
+	}
+	defaults, err := defaultRouter(kind)
+	if err != nil {
+		return err
+	}
+	c.Router = &defaults
+	return nil
+}
+
+// explainDecodeError rewords encoding/json errors so that the message names
+// the JSON field and what to do.
+func explainDecodeError(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		return fmt.Errorf("field %q: cannot use a JSON %s as %s; write a value of that type",
+			typeErr.Field, typeErr.Value, typeErr.Type)
+	}
+	message := err.Error()
+	if field, found := strings.CutPrefix(message, "json: unknown field "); found {
+		return fmt.Errorf("unknown field %s; check its spelling against the JSON tags of mor.Config and routers.Config", field)
+	}
+	return fmt.Errorf("invalid config JSON: %w", err)
 }
