@@ -17,7 +17,7 @@ const MetricHiddenNorm = "hidden_norm"
 
 // Output is the result of one forward pass.
 type Output struct {
-	// Logits are the next-token logits, float32 [B, L, V].
+	// Logits are the next-token logits [B, L, V], float32 (float64 for float64 models).
 	Logits *graph.Node
 
 	// Hidden is the residual stream after the last layer and the final norm,
