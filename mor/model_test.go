@@ -503,4 +503,3 @@ func BenchmarkTinyForwardBackward(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*batch*length)/b.Elapsed().Seconds(), "tokens/s")
 }
-
