@@ -138,18 +138,20 @@ func LoadBalanceSVGs(points []LoadBalance, numRecursions int) (maxVio, entropy s
 		entropySeries.X = append(entropySeries.X, point.Step)
 		entropySeries.Y = append(entropySeries.Y, point.Entropy)
 	}
-	maxVio = LineChartSVG(Chart{Title: "Token-choice MaxVio over training (0 = balanced)", XLabel: "training step", YLabel: "MaxVio"},
-		[]LineSeries{maxVioSeries})
+	maxVio = LineChartSVG(Chart{
+		Title: "Token-choice MaxVio over training (0 = balanced)", XLabel: "training step", YLabel: "MaxVio", YFromZero: true,
+	}, []LineSeries{maxVioSeries})
 
+	entropyChart := Chart{Title: "Token-choice routing entropy over training", XLabel: "training step", YLabel: "entropy (nats)", YFromZero: true}
 	entropyCurves := []LineSeries{entropySeries}
 	if numRecursions > 1 && len(points) > 0 {
 		bound := math.Log(float64(numRecursions))
+		entropyChart.YMin, entropyChart.YMax = 0, 1.05*bound
 		entropyCurves = append(entropyCurves, LineSeries{
 			Name: fmt.Sprintf("maximum ln %d", numRecursions), Dashed: true,
 			X: []float64{points[0].Step, points[len(points)-1].Step}, Y: []float64{bound, bound},
 		})
 	}
-	entropy = LineChartSVG(Chart{Title: "Token-choice routing entropy over training", XLabel: "training step", YLabel: "entropy (nats)"},
-		entropyCurves)
+	entropy = LineChartSVG(entropyChart, entropyCurves)
 	return maxVio, entropy
 }

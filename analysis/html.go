@@ -139,7 +139,7 @@ func StepGridSVG(tr Trace, options TextOptions) string {
 	if gapAfter >= 0 {
 		columns++ // one blank column for the ellipsis
 	}
-	width := left + cell*float64(columns) + 16
+	width := math.Max(left+cell*float64(columns)+16, 480) // wide enough for the title
 	height := top + cell*float64(tr.NumRecursions) + labelHeight
 
 	c := &canvas{width: width, height: height}

@@ -18,6 +18,9 @@ type Chart struct {
 
 	// YMin and YMax fix the y-axis range when YMax > YMin; otherwise it fits the data.
 	YMin, YMax float64
+
+	// YFromZero makes a fitted y-axis of a line chart include 0 (bar charts always do).
+	YFromZero bool
 }
 
 // LineSeries is one curve of a line chart. Points with a NaN coordinate are
@@ -59,7 +62,7 @@ func LineChartSVG(chart Chart, series []LineSeries) string {
 		ys = append(ys, s.Y...)
 	}
 	xMin, xMax := dataRange(xs, false)
-	yMin, yMax := chart.yRange(ys, false)
+	yMin, yMax := chart.yRange(ys, chart.YFromZero)
 
 	canvas := newCanvas(chart)
 	plot := canvas.plotArea(len(series))
@@ -207,8 +210,8 @@ func niceTicks(low, high float64, target int) []float64 {
 		}
 	}
 	var ticks []float64
-	for tick := math.Ceil(low/step) * step; tick <= high+step*1e-9; tick += step {
-		ticks = append(ticks, cleanZero(tick))
+	for k := math.Ceil(low/step - 1e-9); k*step <= high+step*1e-9; k++ {
+		ticks = append(ticks, cleanZero(k*step))
 	}
 	return ticks
 }
@@ -338,6 +341,10 @@ func (p *plotArea) drawAxes(c *canvas, chart Chart, xTicks []float64, categories
 	}
 }
 
+// maxMarkedPoints is the longest series whose points get a marker with a
+// tooltip; longer ones draw only the line, which keeps a 2048-position chart small.
+const maxMarkedPoints = 200
+
 func (p *plotArea) drawLine(c *canvas, s LineSeries, color string) {
 	dash := ""
 	if s.Dashed {
@@ -358,6 +365,9 @@ func (p *plotArea) drawLine(c *canvas, s LineSeries, color string) {
 		}
 		x, y := p.px(s.X[i]), p.py(s.Y[i])
 		segment = append(segment, fmt.Sprintf("%.1f,%.1f", x, y))
+		if len(s.X) > maxMarkedPoints {
+			continue
+		}
 		fmt.Fprintf(&c.body, `<circle cx="%.1f" cy="%.1f" r="2.5" fill="%s"><title>%s</title></circle>`,
 			x, y, color, escapeXML(fmt.Sprintf("%s: (%s, %s)", s.Name, formatNumber(s.X[i]), formatNumber(s.Y[i]))))
 	}
