@@ -66,7 +66,7 @@ type PaperRow struct {
 	// configuration cannot tell the two budgets apart.
 	FixedTokens bool `json:"fixed_tokens,omitempty"`
 
-	NLL              float64 `json:"nll"`         // FineWeb-Edu validation NLL, sequence-level top-k routing
+	NLL              float64 `json:"nll"`          // FineWeb-Edu validation NLL, sequence-level top-k routing
 	FewShotAverage   float64 `json:"few_shot_avg"` // mean accuracy over six few-shot tasks, percent
 	DeadTokenRatio   float64 `json:"dead_token_ratio"`
 	SamplingAccuracy float64 `json:"sampling_accuracy"`
