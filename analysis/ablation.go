@@ -29,7 +29,7 @@ const (
 // that the ablation tables show. Keep every name here so that a change of the
 // evaluation format is one edit.
 const (
-	EvalNLL              = "top-k/nll"  // validation NLL with sequence-level top-k routing (the paper's numbers)
+	EvalNLL              = "top-k/nll"  // validation NLL with sequence-level top-k routing, the mode of PaperRows
 	EvalCausalNLL        = "causal/nll" // validation NLL with causal routing
 	EvalDeadTokenRatio   = "top-k/dead_token_ratio"
 	EvalSamplingAccuracy = "top-k/sampling_accuracy"
@@ -54,7 +54,7 @@ func (r Run) Metric(key string) (float64, bool) {
 	return value, ok
 }
 
-// NLL returns the run's validation NLL in the paper's routing mode, or its
+// NLL returns the run's validation NLL with top-k routing, as in PaperRows, or its
 // plain NLL when it has no routing; NaN when neither was evaluated.
 func (r Run) NLL() float64 {
 	if value, ok := r.Eval[EvalNLL]; ok {
@@ -230,7 +230,7 @@ func isRunDir(dir string) bool {
 	return false
 }
 
-// AblationRow is one run of an ablation table with the paper rows it mirrors.
+// AblationRow is one run of an ablation table with the PaperRows it mirrors.
 type AblationRow struct {
 	Run              string     `json:"run"`
 	Setup            Setup      `json:"setup"`
@@ -268,7 +268,7 @@ func metricOrNaN(run Run, key string) float64 {
 	return math.NaN()
 }
 
-// OrderAgreement compares the NLL ordering of our runs with the paper's: for
+// OrderAgreement compares the NLL ordering of our runs with that of PaperRows: for
 // each table, the Spearman correlation between the NLLs of the runs that
 // mirror a row of it and the NLLs of those rows. It needs at least three
 // matched runs per table; tables with fewer are left out. The scale differs

@@ -31,28 +31,28 @@ func traceFromDepths(name string, numRecursions int, depths []int) Trace {
 	return tr
 }
 
-func assertClose(t *testing.T, what string, got, want, tolerance float64) {
+func assertClose(t *testing.T, name string, got, want, tolerance float64) {
 	t.Helper()
 	if math.IsNaN(want) {
 		if !math.IsNaN(got) {
-			t.Errorf("%s = %g, want NaN", what, got)
+			t.Errorf("%s = %g, want NaN", name, got)
 		}
 		return
 	}
 	if math.IsNaN(got) || math.Abs(got-want) > tolerance {
-		t.Errorf("%s = %.6g, want %.6g (tolerance %g)", what, got, want, tolerance)
+		t.Errorf("%s = %.6g, want %.6g (tolerance %g)", name, got, want, tolerance)
 	}
 }
 
-func assertInts(t *testing.T, what string, got, want []int) {
+func assertInts(t *testing.T, name string, got, want []int) {
 	t.Helper()
 	if len(got) != len(want) {
-		t.Errorf("%s = %v, want %v", what, got, want)
+		t.Errorf("%s = %v, want %v", name, got, want)
 		return
 	}
 	for i := range got {
 		if got[i] != want[i] {
-			t.Errorf("%s = %v, want %v (first difference at index %d)", what, got, want, i)
+			t.Errorf("%s = %v, want %v (first difference at index %d)", name, got, want, i)
 			return
 		}
 	}

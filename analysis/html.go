@@ -123,10 +123,10 @@ func tokenTooltip(position int, token TokenTrace) string {
 	return tooltip
 }
 
-// StepGridSVG draws the token × recursion-step grid of a trace: one column per
-// token, one row per step, a dark cell where the step processed the token, a
-// light cell where the token was a candidate that the step did not select, and
-// a blank cell where it was not a candidate. Token labels run under the grid.
+// StepGridSVG draws the token × recursion-step grid of a trace, with one column
+// per token and one row per step. A dark cell means the step processed the
+// token, a light cell that the token was a candidate the step did not select,
+// and a blank cell that it was not a candidate. Token labels run under the grid.
 func StepGridSVG(tr Trace, options TextOptions) string {
 	const (
 		cell        = 12.0

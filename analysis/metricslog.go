@@ -131,8 +131,8 @@ type LoadBalance struct {
 
 // LoadBalanceOverTraining returns, for each record with a step and a load or
 // balance metric, the load, MaxVio and entropy. When the load vector is
-// logged, MaxVio and entropy are recomputed from it so that every run is
-// measured by the same definition; otherwise the logged scalars are used.
+// logged, MaxVio and entropy are recomputed from it, so every run is measured
+// by the same definition. Otherwise the logged scalars are used.
 // Records without any of these fields (expert-choice runs) are skipped.
 func LoadBalanceOverTraining(records []MetricsRecord) []LoadBalance {
 	var points []LoadBalance

@@ -3,7 +3,7 @@ package analysis
 import "math"
 
 // Setup is the part of a model's configuration that decides which row of the
-// MoR paper's tables the model mirrors. Two setups match when every field is
+// MoR paper's tables (PaperSource) the model mirrors. Two setups match when every field is
 // equal (Alpha and Coeff within 1e-9). Model size and token budget are not
 // part of it: a tiny run with the same setup as a paper row mirrors that row.
 type Setup struct {
@@ -13,7 +13,7 @@ type Setup struct {
 	KV            string `json:"kv"`     // mor.KVStrategy value; "" for vanilla and recursive models
 	Router        string `json:"router"` // routers.Kind value; "" without a router
 
-	// Sampling is how routing is trained: expert-choice SamplingAuxLoss,
+	// Sampling is the method that trains routing: expert-choice SamplingAuxLoss,
 	// SamplingAuxRouter or SamplingRandom; token-choice SamplingBalanceLoss,
 	// SamplingLossFree or SamplingRandom. A random router sets no field below.
 	Sampling string `json:"sampling,omitempty"`
@@ -54,7 +54,7 @@ func (s Setup) Matches(other Setup) bool {
 		s.Architecture == other.Architecture && s.Warmup == other.Warmup && s.ZLoss == other.ZLoss
 }
 
-// PaperRow is one row of a results table of the MoR paper. Metrics the table
+// PaperRow is one row of a results table of the MoR paper (PaperSource). Metrics the table
 // does not report are NaN; rates are fractions, not percent.
 type PaperRow struct {
 	Table string `json:"table"` // "Table 3", "Table 13" or "Table 14"
@@ -78,7 +78,7 @@ type PaperRow struct {
 const PaperSource = "Bae et al., \"Mixture-of-Recursions: Learning Dynamic Recursive Depths for Adaptive " +
 	"Token-Level Computation\", arXiv 2507.10524 v3, Tables 3, 13 and 14 (360M base, N_r = 3 in the ablations)"
 
-// Router recipes of the paper's ablation tables, as Setups; the helpers below fill the rest.
+// Final router recipes of the MoR paper (PaperSource), as Setups whose model fields the helpers below fill.
 var (
 	expertRecipe = Setup{Sampling: SamplingAuxLoss, Coeff: 0.001, ScoreFunc: "sigmoid", Alpha: 0.1, Architecture: "linear"}
 	tokenRecipe  = Setup{Sampling: SamplingBalanceLoss, Coeff: 0.1, ScoreFunc: "softmax", Alpha: 1.0, Architecture: "linear", ZLoss: true}
@@ -130,7 +130,7 @@ var PaperRows = []PaperRow{
 
 	// Table 13: expert-choice ablations (dead-token ratio and sampling accuracy as fractions).
 	t13("random router", randomExpert, 0.0, notReported(), 2.9335, 39.1),
-	// The paper reports NLL NaN for unbounded scores ("none"): training diverged.
+	// Table 13 reports NLL NaN for unbounded scores ("none") because training diverged.
 	t13("aux router, none, MLP", expertAblation(SamplingAuxRouter, 0, "none", 0, "mlp", false, false), 0.667, 0.500, math.NaN(), 28.5),
 	t13("aux router, σ, α 0.1, MLP", expertAblation(SamplingAuxRouter, 0, "sigmoid", 0.1, "mlp", false, false), 0.0, 0.892, 2.8893, 39.4),
 	t13("aux router, σ, α 1.0, MLP", expertAblation(SamplingAuxRouter, 0, "sigmoid", 1.0, "mlp", false, false), 0.667, 0.500, 2.8867, 39.8),

@@ -88,7 +88,7 @@ func tableLines(rows []AblationRow) [][]string {
 }
 
 // AblationMarkdown renders an ablation table as Markdown, each run followed by
-// the paper rows it mirrors.
+// the PaperRows it mirrors.
 func AblationMarkdown(rows []AblationRow) string {
 	lines := tableLines(rows)
 	var b strings.Builder
