@@ -427,6 +427,11 @@ func (r *run) step(step int) (StepRecord, error) {
 	if r.status(updateFiniteName) != 1 || !isFinite(record.LMLoss) || !isFinite(record.Loss) {
 		return StepRecord{}, &NonFiniteError{Step: step + 1, LMLoss: record.LMLoss, GradNorm: record.GradNorm, LR: lr, LastCheckpoint: r.lastSaved}
 	}
+	if hook, ok := o.Model.(StepHook); ok {
+		if err := hook.AfterOptimizerStep(r.store, step, record.Metrics); err != nil {
+			return StepRecord{}, fmt.Errorf("after step %d: %w", step+1, err)
+		}
+	}
 	return record, nil
 }
 

@@ -1,0 +1,255 @@
+package training
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/gomor/gomor/datasets"
+)
+
+// DataSpec says where the training text comes from and how to pack it.
+type DataSpec struct {
+	// Path is a corpus (a .txt/.jsonl/.jsonl.zst/.parquet file or a folder of them), a folder
+	// with train/ and val/ sub-folders (such as the Gutenberg split), or a folder packed by
+	// datasets.Pack (it holds pack.json, or train/ and val/ folders that do).
+	Path string
+
+	// Tokenizer is a tokenizer.json file or a folder with tokenizer.json or vocab.json + merges.txt.
+	Tokenizer string
+
+	SeqLen int
+
+	// PackDir receives the packed shards of a raw corpus; a previous packing of the same corpus
+	// with the same tokenizer and sequence length is reused.
+	PackDir string
+
+	// ValidationFraction is the fraction of documents held out when the corpus has no val/ folder.
+	ValidationFraction float64
+}
+
+// PreparedData is a packed corpus ready for training and evaluation.
+type PreparedData struct {
+	Train, Val *datasets.ShardSet
+	Tokenizer  *datasets.BPE
+	Identity   TokenizerIdentity
+	PackDir    string
+}
+
+// packSource records what a packed folder was made from, so a stale packing is not reused.
+type packSource struct {
+	Corpus      string `json:"corpus"`
+	TokenizerID string `json:"tokenizer_sha256"`
+	SeqLen      int    `json:"seq_len"`
+}
+
+const packSourceFile = "source.json"
+
+// PrepareData loads the tokenizer and opens (packing first when needed) the train and val splits.
+func PrepareData(spec DataSpec, logger *slog.Logger) (*PreparedData, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	tokenizer, identity, err := LoadTokenizer(spec.Tokenizer)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(spec.Path); err != nil {
+		return nil, fmt.Errorf("training data %s not found: pass --data with a corpus file or folder, or a packed folder (%w)", spec.Path, err)
+	}
+
+	packed := spec.Path
+	if !isPackedFolder(spec.Path) {
+		packed = spec.PackDir
+		if err := packCorpus(spec, tokenizer, identity, logger); err != nil {
+			return nil, err
+		}
+	}
+	data := &PreparedData{Tokenizer: tokenizer, Identity: identity, PackDir: packed}
+	if data.Train, data.Val, err = openSplits(packed); err != nil {
+		return nil, err
+	}
+	if data.Train.RowLength != spec.SeqLen {
+		return nil, fmt.Errorf("packed corpus %s has rows of %d tokens but --seq-len is %d: use --seq-len %d or pack again", packed, data.Train.RowLength, spec.SeqLen, data.Train.RowLength)
+	}
+	if got := fmt.Sprintf("%x", data.Train.TokenizerID); got != identity.SHA256 {
+		return nil, fmt.Errorf("packed corpus %s was tokenized with tokenizer sha256 %s but --tokenizer %s has %s: pass the tokenizer it was packed with", packed, got, spec.Tokenizer, identity.SHA256)
+	}
+	return data, nil
+}
+
+// LoadTokenizer loads a BPE tokenizer and computes its identity (name and sha256 of its files).
+func LoadTokenizer(path string) (*datasets.BPE, TokenizerIdentity, error) {
+	tokenizer, err := datasets.LoadTokenizer(path)
+	if err != nil {
+		return nil, TokenizerIdentity{}, fmt.Errorf("%w; pass --tokenizer with a tokenizer.json file or a folder holding one", err)
+	}
+	files := []string{path}
+	if info, err := os.Stat(path); err == nil && info.IsDir() {
+		files = []string{filepath.Join(path, "tokenizer.json")}
+		if _, err := os.Stat(files[0]); err != nil {
+			files = []string{filepath.Join(path, "vocab.json"), filepath.Join(path, "merges.txt")}
+		}
+	}
+	sum, err := datasets.TokenizerIdentity(files...)
+	if err != nil {
+		return nil, TokenizerIdentity{}, err
+	}
+	name := filepath.Base(strings.TrimSuffix(path, string(filepath.Separator)))
+	if name == "tokenizer.json" {
+		name = filepath.Base(filepath.Dir(path))
+	}
+	return tokenizer, TokenizerIdentity{Name: name, SHA256: fmt.Sprintf("%x", sum)}, nil
+}
+
+func isPackedFolder(path string) bool {
+	for _, candidate := range []string{path, filepath.Join(path, datasets.SplitTrain)} {
+		if _, err := os.Stat(filepath.Join(candidate, datasets.PackResultFile)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// openSplits opens the train and val shards of a packed folder: either both splits in one
+// folder, or train/ and val/ sub-folders.
+func openSplits(dir string) (train, val *datasets.ShardSet, err error) {
+	trainDir, valDir := dir, dir
+	if _, err := os.Stat(filepath.Join(dir, datasets.SplitTrain, datasets.PackResultFile)); err == nil {
+		trainDir, valDir = filepath.Join(dir, datasets.SplitTrain), filepath.Join(dir, datasets.SplitValidation)
+	}
+	if train, err = datasets.OpenShardSplit(trainDir, datasets.SplitTrain); err != nil {
+		return nil, nil, err
+	}
+	if val, err = datasets.OpenShardSplit(valDir, datasets.SplitValidation); err != nil {
+		train.Close()
+		return nil, nil, fmt.Errorf("%w; the validation NLL needs a val split: use a corpus with a val/ folder or --val-fraction above 0", err)
+	}
+	return train, val, nil
+}
+
+// packCorpus packs spec.Path into spec.PackDir/train and spec.PackDir/val unless a packing of
+// the same corpus, tokenizer and sequence length is already there.
+func packCorpus(spec DataSpec, tokenizer *datasets.BPE, identity TokenizerIdentity, logger *slog.Logger) error {
+	absolute, _ := filepath.Abs(spec.Path)
+	want := packSource{Corpus: absolute, TokenizerID: identity.SHA256, SeqLen: spec.SeqLen}
+	sourcePath := filepath.Join(spec.PackDir, packSourceFile)
+	if data, err := os.ReadFile(sourcePath); err == nil {
+		var have packSource
+		if json.Unmarshal(data, &have) == nil && have == want {
+			logger.Info("reusing packed corpus", "corpus", spec.Path, "packed", spec.PackDir)
+			return nil
+		}
+	}
+	if err := os.RemoveAll(spec.PackDir); err != nil {
+		return fmt.Errorf("clearing stale packed corpus %s: %w", spec.PackDir, err)
+	}
+
+	var id [32]byte
+	if _, err := fmt.Sscanf(identity.SHA256, "%x", &id); err != nil {
+		return fmt.Errorf("tokenizer identity %q: %w", identity.SHA256, err)
+	}
+	options := datasets.PackOptions{SeqLen: spec.SeqLen, TokenizerID: id}
+	logger.Info("packing corpus", "corpus", spec.Path, "tokenizer", identity.Name, "seq_len", spec.SeqLen, "packed", spec.PackDir)
+
+	trainPath, valPath := filepath.Join(spec.Path, datasets.SplitTrain), filepath.Join(spec.Path, datasets.SplitValidation)
+	if isDir(trainPath) && isDir(valPath) {
+		if err := packSplit(trainPath, datasets.SplitTrain, tokenizer, spec.PackDir, options); err != nil {
+			return err
+		}
+		if err := packSplit(valPath, datasets.SplitValidation, tokenizer, spec.PackDir, options); err != nil {
+			return err
+		}
+	} else {
+		if spec.ValidationFraction <= 0 || spec.ValidationFraction >= 1 {
+			return fmt.Errorf("invalid --val-fraction %g: corpus %s has no val/ folder, so hold out a fraction in (0, 1) such as 0.05", spec.ValidationFraction, spec.Path)
+		}
+		options.ValidationFraction = spec.ValidationFraction
+		if err := packSplit(spec.Path, "", tokenizer, spec.PackDir, options); err != nil {
+			return err
+		}
+	}
+	data, _ := json.MarshalIndent(want, "", "  ")
+	return writeFileAtomic(sourcePath, data)
+}
+
+// packSplit packs one corpus path. With split "" both splits go to packDir itself (the val split
+// by a hash of each document ID); otherwise every document goes to packDir/<split>.
+func packSplit(corpusPath, split string, tokenizer *datasets.BPE, packDir string, options datasets.PackOptions) error {
+	source, err := datasets.OpenCorpus(corpusPath, datasets.CorpusOptions{})
+	if err != nil {
+		return err
+	}
+	defer source.Close()
+	if split == "" {
+		// Both splits land in one folder; openSplits reads them from there.
+		_, err = datasets.Pack(source, tokenizer, packDir, options)
+		return err
+	}
+	options.Split = split
+	_, err = datasets.Pack(source, tokenizer, filepath.Join(packDir, split), options)
+	return err
+}
+
+func isDir(path string) bool {
+	info, err := os.Stat(path)
+	return err == nil && info.IsDir()
+}
+
+// ReadRows reads the first n rows of a shard set (all rows when n ≤ 0 or n exceeds them).
+func ReadRows(set *datasets.ShardSet, n int) ([][]int32, error) {
+	total := int(set.Rows())
+	if n <= 0 || n > total {
+		n = total
+	}
+	rows := make([][]int32, n)
+	for i := range rows {
+		rows[i] = make([]int32, set.RowLength)
+		if err := set.ReadRow(int64(i), rows[i]); err != nil {
+			return nil, err
+		}
+	}
+	return rows, nil
+}
+
+// ShardBatches serves training batches from packed shards through datasets.BatchIterator.
+type ShardBatches struct {
+	iterator *datasets.BatchIterator
+	tokens   int
+}
+
+var _ BatchSource = (*ShardBatches)(nil)
+
+// NewShardBatches returns shuffled batches of batchSize rows; the order depends only on seed.
+func NewShardBatches(set *datasets.ShardSet, batchSize int, seed uint64) (*ShardBatches, error) {
+	iterator, err := datasets.NewBatchIterator(set, batchSize, seed, true)
+	if err != nil {
+		return nil, err
+	}
+	return &ShardBatches{iterator: iterator, tokens: batchSize * set.RowLength}, nil
+}
+
+// Next implements BatchSource.
+func (s *ShardBatches) Next() ([]int32, error) {
+	batch := make([]int32, s.tokens)
+	return batch, s.iterator.Next(batch)
+}
+
+// Position implements BatchSource.
+func (s *ShardBatches) Position() ([]byte, error) { return json.Marshal(s.iterator.Position()) }
+
+// Restore implements BatchSource.
+func (s *ShardBatches) Restore(position []byte) error {
+	var p datasets.IteratorPosition
+	if err := json.Unmarshal(position, &p); err != nil {
+		return fmt.Errorf("invalid data position %q: %w", position, err)
+	}
+	return s.iterator.Restore(p)
+}
+
+// ErrNoShippedCorpus is returned when the repository's own corpus cannot be found.
+var ErrNoShippedCorpus = errors.New("shipped corpus not found")
