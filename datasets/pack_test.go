@@ -437,3 +437,10 @@ func TestIteratorSequentialOrder(t *testing.T) {
 		t.Errorf("sequential batches = %v %v, expected [0 1 2 3] [4 5 0 1]", first, second)
 	}
 }
+
+func writeTestFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
