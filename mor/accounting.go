@@ -22,14 +22,16 @@ type ParamCounts struct {
 	// Embedding is the token embedding V·D, plus the LM head V·D when the
 	// embeddings are not tied.
 	Embedding int64
-	// NonEmbedding covers the unique decoder layers (projections and RMSNorm
-	// scales) and the final RMSNorm. It is the paper's "Non-emb params" column,
-	// which leaves routers out.
+	// NonEmbedding covers the unique decoder layers: their projections and
+	// RMSNorm scales. It is the paper's "Non-emb params" column, which leaves
+	// out routers and the final norm.
 	NonEmbedding int64
+	// FinalNorm is the D scales of the RMSNorm before the LM head.
+	FinalNorm int64
 	// Router covers the router networks (and the auxiliary routers when
 	// enabled). The loss-free balancing bias is not trainable and not counted.
 	Router int64
-	// Total is the sum of the three groups: every trainable variable.
+	// Total is the sum of the groups: every trainable variable of the model.
 	Total int64
 }
 
@@ -38,9 +40,10 @@ func CountParams(c Config) ParamCounts {
 	counts := ParamCounts{
 		Embedding:    EmbeddingParams(c),
 		NonEmbedding: NonEmbeddingParams(c),
+		FinalNorm:    int64(c.DModel),
 		Router:       RouterParams(c),
 	}
-	counts.Total = counts.Embedding + counts.NonEmbedding + counts.Router
+	counts.Total = counts.Embedding + counts.NonEmbedding + counts.FinalNorm + counts.Router
 	return counts
 }
 
@@ -53,21 +56,23 @@ func EmbeddingParams(c Config) int64 {
 	return 2 * table
 }
 
-// NonEmbeddingParams returns the parameters of the unique decoder layers and
-// the final RMSNorm, without routers: for 360M, 314.6M (32 layers), 118.0M
-// (1+10+1) and 98.3M (1+8+1), as in the paper.
+// NonEmbeddingParams returns the parameters of the unique decoder layers,
+// without routers and the final norm, as the paper counts them: for 360M,
+// 314.6M (32 layers), 167.1M (1+15+1), 118.0M (1+10+1) and 98.3M (1+8+1).
+// With the final norm's D scales, 1+15+1 at 360M would count 167,150,400
+// and round to 167.2M instead of the printed 167.1M, so the paper's column
+// leaves them out. CountParams gives every group.
 //
 // With shared norms every unique layer owns its two RMSNorm scales. Without
 // them, each unrolled layer has its own pair, so the norms count 2·D·N_L.
 func NonEmbeddingParams(c Config) int64 {
-	d := int64(c.DModel)
 	numNormSets := int64(c.NumUniqueLayers())
 	if !c.ShareNorms {
 		numNormSets = int64(c.NumLayers)
 	}
 	layerMatrices := int64(c.NumUniqueLayers()) * layerMatrixParams(c)
-	layerNorms := numNormSets * 2 * d
-	return layerMatrices + layerNorms + d
+	layerNorms := numNormSets * 2 * int64(c.DModel)
+	return layerMatrices + layerNorms
 }
 
 // layerMatrixParams returns the projection parameters of one decoder layer:

@@ -82,12 +82,13 @@ type Config struct {
 	KV KVStrategy `json:"kv_strategy"`
 }
 
-// DefaultConfig returns the paper's main recipe at the tiny CPU scale: the
-// "mor-ec-tiny-r3" preset (expert-choice routing, Middle-Cycle sharing with a
-// 2-layer block applied 3 times, recursion-wise KV caching). JSON files without
-// a "base" are decoded on top of it.
+// DefaultConfig returns the "vanilla-tiny" preset: an 8-layer Llama-style
+// model of the tiny CPU family with no sharing and no router. JSON files
+// without a "base" are decoded on top of it. Because it has no router, and
+// Config omits a nil router from JSON, a saved config of any model decodes
+// back to the same Config.
 func DefaultConfig() Config {
-	c, err := Preset("mor-ec-tiny-r3")
+	c, err := Preset("vanilla-tiny")
 	if err != nil {
 		panic(fmt.Sprintf("mor: the default preset is broken: %v", err))
 	}

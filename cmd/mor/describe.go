@@ -117,6 +117,7 @@ type modelDescription struct {
 
 	NonEmbeddingParams int64 `json:"non_embedding_params"`
 	EmbeddingParams    int64 `json:"embedding_params"`
+	FinalNormParams    int64 `json:"final_norm_params"`
 	RouterParams       int64 `json:"router_params"`
 	TotalParams        int64 `json:"total_params"`
 	LayerParams        int64 `json:"params_per_layer"`
@@ -183,6 +184,7 @@ func describeModel(c mor.Config, opts describeFlags) modelDescription {
 		UniqueCount:          c.NumUniqueLayers(),
 		NonEmbeddingParams:   params.NonEmbedding,
 		EmbeddingParams:      params.Embedding,
+		FinalNormParams:      params.FinalNorm,
 		RouterParams:         params.Router,
 		TotalParams:          params.Total,
 		LayerParams:          mor.LayerParams(c),
@@ -222,8 +224,9 @@ func writeDescription(w io.Writer, d modelDescription) {
 	fmt.Fprintf(w, "  %d unrolled layers, %d unique\n\n", len(d.LayerMap), d.UniqueCount)
 
 	fmt.Fprintf(w, "Parameters:\n")
-	fmt.Fprintf(w, "  non-embedding  %s (%d)  unique layers and final norm, routers excluded as in the paper\n", formatCount(float64(d.NonEmbeddingParams), "B"), d.NonEmbeddingParams)
+	fmt.Fprintf(w, "  non-embedding  %s (%d)  unique decoder layers, as the paper counts them\n", formatCount(float64(d.NonEmbeddingParams), "B"), d.NonEmbeddingParams)
 	fmt.Fprintf(w, "  embedding      %s (%d)\n", formatCount(float64(d.EmbeddingParams), "B"), d.EmbeddingParams)
+	fmt.Fprintf(w, "  final norm     %d\n", d.FinalNormParams)
 	fmt.Fprintf(w, "  router         %s (%d)\n", formatCount(float64(d.RouterParams), "B"), d.RouterParams)
 	fmt.Fprintf(w, "  total          %s (%d)\n\n", formatCount(float64(d.TotalParams), "B"), d.TotalParams)
 
