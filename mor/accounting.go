@@ -142,6 +142,13 @@ type FLOPsOptions struct {
 	// and the sequence length for ExecutedFLOPsPerToken. Zero means
 	// Config.MaxSeqLen. The paper's numbers use 2048.
 	ContextLength int
+
+	// MaskedPath makes ExecutedFLOPsPerToken cost the expert-choice masked
+	// path, which runs every recursion step on all L tokens with a key mask.
+	// The forward pass takes that path for reference runs, for causal routing
+	// and, in training, whenever capacity warm-up is configured. Token-choice
+	// always takes it.
+	MaskedPath bool
 }
 
 // contextLength returns N_ctx for c.
@@ -292,15 +299,14 @@ type ExecutedFLOPs struct {
 }
 
 // ExecutedFLOPsPerToken returns the matmul FLOPs per token that a forward pass
-// over a sequence of FLOPsOptions.ContextLength tokens executes. Expert-choice
-// steps process k_r = max(1, floor(β_r·L)) tokens, as the router selects them.
-// Norms, softmax, activations, gathers and scatters are not counted.
-//
-// NOTE: token-choice is costed as perfectly balanced, as if each step ran
-// exactly the tokens of the balanced capacities; real loads vary per batch.
+// over a sequence of FLOPsOptions.ContextLength tokens executes. On the
+// compacted expert-choice path, step r runs k_r = max(1, floor(β_r·L))
+// tokens, as the router selects them. On the masked path (token-choice, or
+// FLOPsOptions.MaskedPath) every step runs all L tokens. Norms, softmax,
+// activations, gathers and scatters are not counted.
 func ExecutedFLOPsPerToken(c Config, opts FLOPsOptions) ExecutedFLOPs {
 	length := opts.contextLength(c)
-	counts := executedStepCounts(c, length)
+	counts := executedStepCounts(c, length, opts.MaskedPath)
 
 	var flops ExecutedFLOPs
 	for _, slot := range unrolledSlots(c) {
@@ -330,17 +336,17 @@ func ExecutedFLOPsPerToken(c Config, opts FLOPsOptions) ExecutedFLOPs {
 	return flops
 }
 
-// executedStepCounts returns the tokens processed at each recursion step of a
-// sequence of the given length.
-func executedStepCounts(c Config, length int) []int {
-	if c.Router != nil && c.Router.Kind == routers.ExpertChoice {
+// executedStepCounts returns the tokens the block runs at each recursion step
+// of a sequence of the given length: k_r on the compacted expert-choice path,
+// and L on the masked path and without a router.
+func executedStepCounts(c Config, length int, maskedPath bool) []int {
+	compacted := c.Router != nil && c.Router.Kind == routers.ExpertChoice && !maskedPath
+	if compacted {
 		return c.Router.StepCounts(c.NumRecursions, length)
 	}
 	counts := make([]int, c.NumRecursions)
-	candidates := length
-	for r, beta := range StepCapacities(c) {
-		counts[r] = routers.Capacity(beta, length, candidates)
-		candidates = counts[r]
+	for r := range counts {
+		counts[r] = length
 	}
 	return counts
 }
@@ -408,9 +414,16 @@ func StepsForBudget(c Config, flops float64, tokensPerStep int64, nctx int) int6
 	return int64(math.Round(flops / perToken / float64(tokensPerStep)))
 }
 
-// StepTokenCounts returns the tokens k_r processed at each recursion step of
-// a sequence of the given length: max(1, floor(β_r·L)) for expert-choice, the
-// balanced counts for token-choice and L without a router.
+// StepTokenCounts returns the tokens k_r routed to each recursion step of a
+// sequence of the given length: max(1, floor(β_r·L)) for expert-choice, the
+// loads of perfectly balanced routing for token-choice, and L without a
+// router. ExecutedFLOPsPerToken explains which of them the block runs on.
 func StepTokenCounts(c Config, length int) []int {
-	return executedStepCounts(c, length)
+	counts := make([]int, c.NumRecursions)
+	candidates := length
+	for r, beta := range StepCapacities(c) {
+		counts[r] = routers.Capacity(beta, length, candidates)
+		candidates = counts[r]
+	}
+	return counts
 }

@@ -463,3 +463,49 @@ func TestStepTokenCounts(t *testing.T) {
 		}
 	}
 }
+
+// TestExecutedFLOPsMaskedPaths checks that token-choice, and expert-choice
+// with MaskedPath, run every step on all 256 tokens: the block costs what
+// the Recursive baseline's costs, and the routers score all tokens.
+func TestExecutedFLOPsMaskedPaths(t *testing.T) {
+	recursive := ExecutedFLOPsPerToken(mustPreset(t, "recursive-tiny-r3"), FLOPsOptions{})
+	tokenChoice := ExecutedFLOPsPerToken(mustPreset(t, "mor-tc-tiny-r3"), FLOPsOptions{})
+	maskedExpert := ExecutedFLOPsPerToken(mustPreset(t, "mor-ec-tiny-r3"), FLOPsOptions{MaskedPath: true})
+
+	// 8 layers × 1,572,864 and 8 × 4·256·256.
+	for name, flops := range map[string]ExecutedFLOPs{"recursive": recursive, "token-choice": tokenChoice, "masked expert-choice": maskedExpert} {
+		if flops.Projections != 12_582_912 {
+			t.Errorf("%s: projections = %.0f, want 12,582,912", name, flops.Projections)
+		}
+		if flops.Attention != 2_097_152 {
+			t.Errorf("%s: attention = %.0f, want 2,097,152", name, flops.Attention)
+		}
+	}
+	// Token-choice: one 256 × 3 linear router per token. Masked expert-choice:
+	// three 256 × 1 routers, each on every token.
+	if tokenChoice.Routers != 2*256*3 {
+		t.Errorf("token-choice routers = %.0f, want %d", tokenChoice.Routers, 2*256*3)
+	}
+	if maskedExpert.Routers != 3*2*256 {
+		t.Errorf("masked expert-choice routers = %.0f, want %d", maskedExpert.Routers, 3*2*256)
+	}
+}
+
+// TestExecutedFLOPsRecursiveKVSharing checks that the Recursive baseline
+// with KV sharing skips K and V at steps 2 and 3 of its 2-layer block:
+// 4 of its 8 layers cost 1,441,792 instead of 1,572,864 per token.
+func TestExecutedFLOPsRecursiveKVSharing(t *testing.T) {
+	c := mustPreset(t, "recursive-tiny-r3")
+	c.KV = SharedKV
+	got := ExecutedFLOPsPerToken(c, FLOPsOptions{})
+	if want := 4*1_572_864.0 + 4*1_441_792.0; got.Projections != want {
+		t.Errorf("projections = %.0f, want %.0f", got.Projections, want)
+	}
+
+	// The paper's rule: 2·D² in place of 4·D² at steps ≥ 2, attention factor 1.
+	const d, ffn, nctx = 256.0, 768.0, 256.0
+	want := 4*(2*(4*d*d+3*d*ffn)) + 4*(2*(2*d*d+3*d*ffn)) + 8*(2*d*nctx)
+	if paper := ForwardFLOPsPerToken(c, FLOPsOptions{}); paper != want {
+		t.Errorf("ForwardFLOPsPerToken = %.0f, want %.0f", paper, want)
+	}
+}

@@ -71,8 +71,8 @@ func TestValidateRejects(t *testing.T) {
 		{"negative capacity", "mor-ec-tiny-r3", func(c *Config) { c.Router.Capacities = []float64{1, 0.5, -0.1} }, "router.capacities[2]", "-0.1"},
 		{"wrong capacity count", "mor-ec-tiny-r3", func(c *Config) { c.Router.Capacities = []float64{1, 0.5} }, "router.capacities", "[1 0.5]"},
 		{"capacities for token-choice", "mor-tc-tiny-r3", func(c *Config) { c.Router.Capacities = []float64{1, 0.5, 0.25} }, "router.capacities", "token-choice"},
-		{"kv sharing without router", "recursive-tiny-r3", func(c *Config) { c.KV = SharedKV }, "kv_strategy", `"shared"`},
 		{"kv sharing on vanilla", "vanilla-tiny", func(c *Config) { c.KV = SharedKVUpdate }, "kv_strategy", `"shared-update"`},
+		{"kv sharing with sequence sharing", "recursive-tiny-r3", func(c *Config) { c.Sharing, c.KV = MiddleSequence, SharedKV }, "kv_strategy", `"shared"`},
 		{"kv sharing with partial first step", "mor-ec-tiny-r3-kvshare", func(c *Config) { c.Router.Capacities = []float64{0.9, 0.5, 0.25} }, "router.capacities[0]", "0.9"},
 		{"router option of the other kind", "mor-ec-tiny-r3", func(c *Config) { c.Router.BalanceCoeff = 0.1 }, "router", "balance_coeff"},
 	}
@@ -134,6 +134,7 @@ func TestValidateAcceptsVariants(t *testing.T) {
 		{"explicit capacities", "mor-ec-tiny-r3", func(c *Config) { c.Router.Capacities = []float64{1, 0.5, 0.5} }},
 		{"hybrid kv sharing", "mor-ec-tiny-r3", func(c *Config) { c.KV = SharedKVUpdate }},
 		{"token-choice kv sharing", "mor-tc-tiny-r3-kvshare", func(c *Config) {}},
+		{"recursive kv sharing", "recursive-tiny-r3", func(c *Config) { c.KV = SharedKV }},
 		{"untied norms", "mor-ec-tiny-r3", func(c *Config) { c.ShareNorms = false }},
 		{"bfloat16", "vanilla-tiny", func(c *Config) { c.DType = "bfloat16" }},
 		{"mlp router", "mor-ec-tiny-r3", func(c *Config) { c.Router.Architecture = "mlp" }},

@@ -294,7 +294,9 @@ func (v *validator) checkCapacities(c Config) {
 	}
 }
 
-// checkKVStrategy checks that recursive KV sharing has a routed recursion whose first step processes every token.
+// checkKVStrategy checks that recursive KV sharing has a recursion block whose
+// first step processes every token, because later steps reuse the step-1
+// keys and values. The Recursive baseline and MoR models qualify.
 func (v *validator) checkKVStrategy(c Config) {
 	if !slices.Contains(knownKVStrategies, c.KV) {
 		v.add("kv_strategy", quote(string(c.KV)), "is not a known KV strategy", "use one of "+quoteAll(knownKVStrategies))
@@ -303,13 +305,16 @@ func (v *validator) checkKVStrategy(c Config) {
 	if c.KV == RecursionWiseKV {
 		return
 	}
-	if c.Router == nil {
-		v.add("kv_strategy", quote(string(c.KV)), "needs a router, because recursive KV sharing is implemented for routed (MoR) models only",
-			`set kv_strategy to "recursion-wise", or add a router`)
+	if c.Sharing != Cycle && c.Sharing != MiddleCycle {
+		v.add("kv_strategy", quote(string(c.KV)), fmt.Sprintf("needs a recursion block, but sharing %q has none", c.Sharing),
+			`set kv_strategy to "recursion-wise", or use sharing "middle-cycle" or "cycle"`)
+		return
+	}
+	if c.Router == nil || c.Router.Kind != routers.ExpertChoice {
 		return
 	}
 	capacities := c.Router.Capacities
-	if c.Router.Kind == routers.ExpertChoice && len(capacities) > 0 && capacities[0] < 1 {
+	if len(capacities) > 0 && capacities[0] < 1 {
 		v.add("router.capacities[0]", capacities[0], "is below 1, but recursive KV sharing reuses the step-1 keys and values of every token",
 			`set β_1 = 1, or set kv_strategy to "recursion-wise"`)
 	}

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/gomor/gomor/mor"
+	"github.com/gomor/gomor/routers"
 )
 
 func init() {
@@ -36,6 +37,7 @@ func parseDescribeFlags(args []string, output io.Writer) (describeFlags, error) 
 	var opts describeFlags
 	flags := flag.NewFlagSet("describe", flag.ContinueOnError)
 	flags.SetOutput(output)
+
 	flags.StringVar(&opts.preset, "preset", "", "name of a preset model, e.g. mor-ec-360m-r3 (see --list)")
 	flags.StringVar(&opts.configPath, "config", "", `path of a JSON model config; it may start from a preset with "base": "<preset>"`)
 	flags.BoolVar(&opts.asJSON, "json", false, "print one JSON object instead of text")
@@ -43,6 +45,7 @@ func parseDescribeFlags(args []string, output io.Writer) (describeFlags, error) 
 	flags.IntVar(&opts.contextLength, "context", 0, "context length N_ctx in tokens for the FLOPs counts; 0 means the model's max_seq_len (the paper uses 2048)")
 	flags.Float64Var(&opts.budget, "budget", 0, "forward-FLOPs budget, e.g. 16.5e18, to convert into training tokens (and steps with --tokens-per-step); 0 skips it")
 	flags.Int64Var(&opts.tokensPerStep, "tokens-per-step", 0, "tokens per optimizer step (batch size × sequence length) for --budget, e.g. 2097152; 0 skips the step count")
+
 	flags.Usage = func() {
 		fmt.Fprintf(output, "Usage: mor describe (--preset NAME | --config FILE | --list) [flags]\n\n"+
 			"Prints the unrolled-to-unique layer map, the Prefix/Block×N_r/Suffix layout, the\n"+
@@ -50,6 +53,7 @@ func parseDescribeFlags(args []string, output io.Writer) (describeFlags, error) 
 			"the MoR paper's accounting rule and as this implementation executes them.\n\nFlags:\n")
 		flags.PrintDefaults()
 	}
+
 	if err := flags.Parse(args); err != nil {
 		return opts, err
 	}
@@ -66,7 +70,12 @@ func parseDescribeFlags(args []string, output io.Writer) (describeFlags, error) 
 }
 
 func runDescribe(args []string) error {
-	opts, err := parseDescribeFlags(args, os.Stderr)
+	return describe(args, os.Stdout, os.Stderr)
+}
+
+// describe runs `mor describe` with its output and its usage text going to the given writers.
+func describe(args []string, stdout, stderr io.Writer) error {
+	opts, err := parseDescribeFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
@@ -76,7 +85,7 @@ func runDescribe(args []string) error {
 
 	if opts.list {
 		for _, name := range mor.PresetNames() {
-			fmt.Println(name)
+			fmt.Fprintln(stdout, name)
 		}
 		return nil
 	}
@@ -91,11 +100,11 @@ func runDescribe(args []string) error {
 
 	description := describeModel(config, opts)
 	if opts.asJSON {
-		encoder := json.NewEncoder(os.Stdout)
+		encoder := json.NewEncoder(stdout)
 		encoder.SetIndent("", "  ")
 		return encoder.Encode(description)
 	}
-	writeDescription(os.Stdout, description)
+	writeDescription(stdout, description)
 	return nil
 }
 
@@ -106,7 +115,7 @@ func loadDescribedConfig(opts describeFlags) (mor.Config, error) {
 	return mor.LoadConfig(opts.configPath)
 }
 
-// modelDescription is what `mor describe` prints; its JSON form is the --json output.
+// modelDescription is the accounting that `mor describe` prints, and in its JSON form the --json output.
 type modelDescription struct {
 	Name   string     `json:"name"`
 	Config mor.Config `json:"config"`
@@ -122,12 +131,15 @@ type modelDescription struct {
 	TotalParams        int64 `json:"total_params"`
 	LayerParams        int64 `json:"params_per_layer"`
 
-	ContextLength         int                `json:"context_length"`
-	Capacities            []float64          `json:"capacities"`
-	StepTokens            []int              `json:"step_tokens"`
-	ForwardFLOPsPerToken  float64            `json:"forward_flops_per_token"`
-	ExecutedFLOPsPerToken executedFLOPs      `json:"executed_flops_per_token"`
-	Layers                []layerDescription `json:"layers"`
+	ContextLength         int           `json:"context_length"`
+	Capacities            []float64     `json:"capacities"`
+	StepTokens            []int         `json:"step_tokens"`
+	ForwardFLOPsPerToken  float64       `json:"forward_flops_per_token"`
+	ExecutedFLOPsPerToken executedFLOPs `json:"executed_flops_per_token"`
+	// ExecutedMaskedFLOPsPerToken is the expert-choice masked path (causal
+	// routing, reference runs, capacity warm-up); nil for other models.
+	ExecutedMaskedFLOPsPerToken *executedFLOPs     `json:"executed_masked_flops_per_token,omitempty"`
+	Layers                      []layerDescription `json:"layers"`
 
 	Budget *budgetDescription `json:"budget,omitempty"`
 }
@@ -165,6 +177,13 @@ type budgetDescription struct {
 	Steps         int64   `json:"steps,omitempty"`
 }
 
+func toExecutedFLOPs(flops mor.ExecutedFLOPs) executedFLOPs {
+	return executedFLOPs{
+		Projections: flops.Projections, Attention: flops.Attention, Routers: flops.Routers,
+		LMHead: flops.LMHead, Forward: flops.Forward, Training: flops.Training,
+	}
+}
+
 // describeModel gathers the accounting of a valid config.
 func describeModel(c mor.Config, opts describeFlags) modelDescription {
 	flopsOptions := mor.FLOPsOptions{ContextLength: opts.contextLength}
@@ -177,25 +196,26 @@ func describeModel(c mor.Config, opts describeFlags) modelDescription {
 	plan := c.Layout()
 
 	d := modelDescription{
-		Name:                 c.Name,
-		Config:               c,
-		LayerMap:             c.LayerMap(),
-		Layout:               layout{Prefix: plan.Prefix, Block: plan.Block, Suffix: plan.Suffix, NumRecursions: plan.NumRecursions},
-		UniqueCount:          c.NumUniqueLayers(),
-		NonEmbeddingParams:   params.NonEmbedding,
-		EmbeddingParams:      params.Embedding,
-		FinalNormParams:      params.FinalNorm,
-		RouterParams:         params.Router,
-		TotalParams:          params.Total,
-		LayerParams:          mor.LayerParams(c),
-		ContextLength:        contextLength,
-		Capacities:           mor.StepCapacities(c),
-		StepTokens:           mor.StepTokenCounts(c, contextLength),
-		ForwardFLOPsPerToken: mor.ForwardFLOPsPerToken(c, flopsOptions),
-		ExecutedFLOPsPerToken: executedFLOPs{
-			Projections: executed.Projections, Attention: executed.Attention, Routers: executed.Routers,
-			LMHead: executed.LMHead, Forward: executed.Forward, Training: executed.Training,
-		},
+		Name:                  c.Name,
+		Config:                c,
+		LayerMap:              c.LayerMap(),
+		Layout:                layout{Prefix: plan.Prefix, Block: plan.Block, Suffix: plan.Suffix, NumRecursions: plan.NumRecursions},
+		UniqueCount:           c.NumUniqueLayers(),
+		NonEmbeddingParams:    params.NonEmbedding,
+		EmbeddingParams:       params.Embedding,
+		FinalNormParams:       params.FinalNorm,
+		RouterParams:          params.Router,
+		TotalParams:           params.Total,
+		LayerParams:           mor.LayerParams(c),
+		ContextLength:         contextLength,
+		Capacities:            mor.StepCapacities(c),
+		StepTokens:            mor.StepTokenCounts(c, contextLength),
+		ForwardFLOPsPerToken:  mor.ForwardFLOPsPerToken(c, flopsOptions),
+		ExecutedFLOPsPerToken: toExecutedFLOPs(executed),
+	}
+	if c.Router != nil && c.Router.Kind == routers.ExpertChoice {
+		masked := toExecutedFLOPs(mor.ExecutedFLOPsPerToken(c, mor.FLOPsOptions{ContextLength: opts.contextLength, MaskedPath: true}))
+		d.ExecutedMaskedFLOPsPerToken = &masked
 	}
 	for _, layer := range mor.PaperFLOPsBreakdown(c, flopsOptions) {
 		d.Layers = append(d.Layers, layerDescription{
@@ -231,7 +251,7 @@ func writeDescription(w io.Writer, d modelDescription) {
 	fmt.Fprintf(w, "  total          %s (%d)\n\n", formatCount(float64(d.TotalParams), "B"), d.TotalParams)
 
 	if c.Router != nil {
-		fmt.Fprintf(w, "Capacities per recursion step (N_ctx = %d):\n", d.ContextLength)
+		fmt.Fprintf(w, "Capacities per recursion step (N_ctx = %d%s):\n", d.ContextLength, balancedNote(c))
 		for r, beta := range d.Capacities {
 			fmt.Fprintf(w, "  step %d  β = %.4f  k = %d tokens\n", r+1, beta, d.StepTokens[r])
 		}
@@ -243,6 +263,9 @@ func writeDescription(w io.Writer, d modelDescription) {
 	fmt.Fprintf(w, "  paper rule  %s\n", formatCount(d.ForwardFLOPsPerToken, "G"))
 	fmt.Fprintf(w, "  executed    %s = projections %s + attention %s + routers %s + LM head %s\n",
 		formatCount(e.Forward, "G"), formatCount(e.Projections, "G"), formatCount(e.Attention, "G"), formatCount(e.Routers, "G"), formatCount(e.LMHead, "G"))
+	if masked := d.ExecutedMaskedFLOPsPerToken; masked != nil {
+		fmt.Fprintf(w, "  masked      %s executed on the masked path (causal routing, reference runs, capacity warm-up)\n", formatCount(masked.Forward, "G"))
+	}
 	fmt.Fprintf(w, "  training    %s (3 × executed forward)\n\n", formatCount(e.Training, "G"))
 
 	if d.Budget != nil {
@@ -342,4 +365,12 @@ func formatCount(x float64, billion string) string {
 	default:
 		return fmt.Sprintf("%.0f", x)
 	}
+}
+
+// balancedNote marks token-choice capacities, which are the loads of perfectly balanced routing.
+func balancedNote(c mor.Config) string {
+	if c.Router != nil && c.Router.Kind == routers.TokenChoice {
+		return ", token-choice loads if perfectly balanced"
+	}
+	return ""
 }
