@@ -1,5 +1,9 @@
 package mor
 
+// Reference values come from the Mixture-of-Recursions paper (Bae et al.
+// 2025, arXiv 2507.10524): its model-size, main-result and isoFLOP tables and
+// the step counts of its released training configs.
+
 import (
 	"fmt"
 	"math"

@@ -129,7 +129,7 @@ func ParseConfig(data []byte) (Config, error) {
 		return Config{}, err
 	}
 
-	// Re-encode without "base" so that the strict decoder below sees only Config fields.
+	// Re-encode without "base", because the strict decoder below accepts only Config fields.
 	rest, err := json.Marshal(fields)
 	if err != nil {
 		return Config{}, fmt.Errorf("re-encode config: %w", err)
@@ -156,9 +156,9 @@ func baseConfig(fields map[string]json.RawMessage) (Config, error) {
 }
 
 // seedRouter prepares c.Router for a "router" object in the file. When the
-// base has no router, or one of another kind, the file's router is decoded on
-// top of the defaults of its kind instead of on zero values, so that a file
-// may give only "kind" and the options it changes.
+// base has no router, or one of another kind, it starts from the defaults of
+// the file's kind instead of zero values. So a file may give only "kind" and
+// the options it changes.
 func seedRouter(c *Config, fields map[string]json.RawMessage) error {
 	raw, found := fields["router"]
 	if !found || string(bytes.TrimSpace(raw)) == "null" {

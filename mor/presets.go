@@ -1,5 +1,9 @@
 package mor
 
+// Named model configurations. "The paper" below is the Mixture-of-Recursions
+// paper (Bae et al. 2025, arXiv 2507.10524): its four model sizes follow the
+// SmolLM configurations, and its recursive models use Middle-Cycle sharing.
+
 import (
 	"fmt"
 	"slices"

@@ -1,5 +1,9 @@
 package mor
 
+// Reference values come from the Mixture-of-Recursions paper (Bae et al.
+// 2025, arXiv 2507.10524): its model-size, main-result and isoFLOP tables and
+// the step counts of its released training configs.
+
 import (
 	"slices"
 	"strings"
@@ -28,7 +32,7 @@ func TestPresetNamesAllValid(t *testing.T) {
 	}
 }
 
-func TestPresetNamesIncludeIssueExamples(t *testing.T) {
+func TestPresetNamesIncludeCommonNames(t *testing.T) {
 	names := PresetNames()
 	for _, want := range []string{"vanilla-360m", "recursive-360m-r3", "mor-ec-360m-r3", "mor-tc-360m-r3", "mor-ec-360m-r3-kvshare", "vanilla-tiny", "mor-ec-tiny-r3", "mor-ec-1.7b-r2"} {
 		if !slices.Contains(names, want) {
