@@ -94,7 +94,7 @@ type Accuracy struct {
 // which thresholding the router score agrees with the recorded selection. Use
 // threshold 0.5 for sigmoid scores and 0 for tanh scores. In a trace made in
 // the causal routing mode the selection is itself a threshold, so the accuracy
-// is 1 by construction; measure it on top-k traces.
+// is 1 by construction at every step of capacity below 1; measure it on top-k traces.
 func SamplingAccuracy(traces []Trace, threshold float64) Accuracy {
 	numRecursions := maxRecursions(traces)
 	agree := make([]int, numRecursions)

@@ -56,7 +56,9 @@ type TokenTrace struct {
 	Depth int `json:"depth"`
 
 	// Scores holds the router score at each recursion step, NaN where the token
-	// was not a candidate at that step. Length N_r.
+	// was not a candidate at that step. Length N_r. For expert-choice it is the
+	// step router's score function of its logit (sigmoid(z) or tanh(z)) before
+	// α. For token-choice it is the router's probability of depth r at step r.
 	Scores []float64 `json:"-"`
 
 	// Selected is true at the steps that processed the token. Length N_r.
