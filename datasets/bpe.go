@@ -201,8 +201,8 @@ func (t *BPE) releaseEncoder(state *encoderState) {
 	}
 }
 
-// finish fills the lookup tables that follow from tokens, ids and merges, and
-// checks that every byte has a token. It is the last step of every constructor.
+// finish fills the lookup tables that follow from tokens, ids and merges. It
+// is the last step of every constructor.
 func (t *BPE) finish() error {
 	for b := range 256 {
 		id, found := t.ids[string([]byte{byte(b)})]
@@ -212,14 +212,29 @@ func (t *BPE) finish() error {
 		case t.config.unkID >= 0:
 			t.byteIDs[b] = t.config.unkID
 		default:
-			return fmt.Errorf("%s: the vocabulary has no token for byte 0x%02x (%q) and no unk_token; "+
-				"a byte-level BPE needs all 256 one-byte tokens", t.sourceName, b, byteLevelEncode([]byte{byte(b)}))
+			// NOTE: a byte without a token and without unk_token is dropped
+			// from the encoding, as Hugging Face tokenizers does; the SmolLM2
+			// vocabulary lacks 21 bytes, 0x04 and 0xF5 among them.
+			t.byteIDs[b] = -1
 		}
 	}
 
 	t.vocabSize = len(t.tokens)
 	t.encoders = make(chan *encoderState, max(2, runtime.GOMAXPROCS(0)))
 	return nil
+}
+
+// MissingBytes returns the bytes that have no one-byte token; Encode drops
+// them, or encodes them as the unk token when the model has one. It is empty
+// for tokenizers that TrainBPE makes, which encode every byte sequence.
+func (t *BPE) MissingBytes() []byte {
+	var missing []byte
+	for b := range 256 {
+		if _, found := t.ids[string([]byte{byte(b)})]; !found {
+			missing = append(missing, byte(b))
+		}
+	}
+	return missing
 }
 
 // setToken records the raw bytes and file form of id, growing the tables.

@@ -101,7 +101,10 @@ func withoutPrefixSpace(steps []preTokenizer) []preTokenizer {
 // encodePiece appends the ids of one pre-token, from the cache when it is there.
 func (s *encoderState) encodePiece(out []int, piece string) []int {
 	if len(piece) == 1 {
-		return append(out, int(s.bpe.byteIDs[piece[0]]))
+		if id := s.bpe.byteIDs[piece[0]]; id >= 0 {
+			out = append(out, int(id))
+		}
+		return out
 	}
 	if span, found := s.cache[piece]; found {
 		for _, id := range s.cacheIDs[span.start:span.end] {
@@ -140,9 +143,14 @@ func (s *encoderState) mergePiece(piece string) []int32 {
 
 	s.symbols = s.symbols[:0]
 	for i := 0; i < len(piece); i++ {
-		s.symbols = append(s.symbols, t.byteIDs[piece[i]])
+		if id := t.byteIDs[piece[i]]; id >= 0 {
+			s.symbols = append(s.symbols, id)
+		}
 	}
-	if len(piece) >= heapMergeMinBytes {
+	if len(s.symbols) == 0 {
+		return s.symbols
+	}
+	if len(s.symbols) >= heapMergeMinBytes {
 		s.symbols = s.heapMerge.merge(t.merges, s.symbols)
 		return s.symbols
 	}
