@@ -107,6 +107,12 @@ type StepRecord struct {
 	Selected   *graph.Node // [B, k_r] int32: positions processed at this step, ascending
 	Scores     *graph.Node // [B, K_{r−1}]: router score of each candidate
 	Active     *graph.Node // [B, L] bool: tokens processed at this step
+
+	// CandidateMask is [B, L] bool: the positions eligible at this step (the
+	// tokens active at the previous step, all tokens at step 1). It is set on
+	// every path, including those where Candidates is nil because the number
+	// of candidates depends on the data.
+	CandidateMask *graph.Node
 }
 
 // RecursionOutput is what a routed recursion returns.
