@@ -1,6 +1,7 @@
 package training
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -150,8 +151,10 @@ func packCorpus(spec DataSpec, tokenizer *datasets.BPE, identity TokenizerIdenti
 	}
 
 	var id [32]byte
-	if _, err := fmt.Sscanf(identity.SHA256, "%x", &id); err != nil {
-		return fmt.Errorf("tokenizer identity %q: %w", identity.SHA256, err)
+	if decoded, err := hex.DecodeString(identity.SHA256); err != nil || len(decoded) != len(id) {
+		return fmt.Errorf("invalid tokenizer identity %q: want 64 hexadecimal digits", identity.SHA256)
+	} else {
+		copy(id[:], decoded)
 	}
 	options := datasets.PackOptions{SeqLen: spec.SeqLen, TokenizerID: id}
 	logger.Info("packing corpus", "corpus", spec.Path, "tokenizer", identity.Name, "seq_len", spec.SeqLen, "packed", spec.PackDir)
@@ -180,20 +183,78 @@ func packCorpus(spec DataSpec, tokenizer *datasets.BPE, identity TokenizerIdenti
 // packSplit packs one corpus path. With split "" both splits go to packDir itself (the val split
 // by a hash of each document ID); otherwise every document goes to packDir/<split>.
 func packSplit(corpusPath, split string, tokenizer *datasets.BPE, packDir string, options datasets.PackOptions) error {
+	if split == "" {
+		// Both splits land in one folder; openSplits reads them from there.
+		source, err := datasets.OpenCorpus(corpusPath, datasets.CorpusOptions{MaxPartBytes: heldOutPartBytes})
+		if err != nil {
+			return err
+		}
+		defer source.Close()
+		_, err = datasets.Pack(&partSplitter{source: source, parts: map[string]int{}}, tokenizer, packDir, options)
+		return err
+	}
 	source, err := datasets.OpenCorpus(corpusPath, datasets.CorpusOptions{})
 	if err != nil {
 		return err
 	}
 	defer source.Close()
-	if split == "" {
-		// Both splits land in one folder; openSplits reads them from there.
-		_, err = datasets.Pack(source, tokenizer, packDir, options)
-		return err
-	}
 	options.Split = split
 	_, err = datasets.Pack(source, tokenizer, filepath.Join(packDir, split), options)
 	return err
 }
+
+// heldOutPartBytes is the size of the pieces of text that a validation fraction chooses among.
+const heldOutPartBytes = 16 << 10
+
+// partSplitter cuts every document into pieces of about heldOutPartBytes at line ends and gives
+// each piece its own document ID, so that a validation fraction can hold out parts of a corpus
+// made of a single book. All pieces but the document's last are Partial, so the packer inserts
+// no EOS between them.
+type partSplitter struct {
+	source  datasets.DocumentSource
+	parts   map[string]int
+	pending []datasets.Document
+}
+
+func (p *partSplitter) Next() (datasets.Document, error) {
+	for len(p.pending) == 0 {
+		doc, err := p.source.Next()
+		if err != nil {
+			return doc, err
+		}
+		p.pending = p.split(doc)
+	}
+	doc := p.pending[0]
+	p.pending = p.pending[1:]
+	return doc, nil
+}
+
+func (p *partSplitter) split(doc datasets.Document) []datasets.Document {
+	var pieces []datasets.Document
+	text := doc.Text
+	for len(text) > 0 {
+		cut := len(text)
+		if cut > heldOutPartBytes {
+			cut = heldOutPartBytes
+			if newline := strings.IndexByte(text[cut:], '\n'); newline >= 0 {
+				cut += newline + 1
+			} else {
+				cut = len(text)
+			}
+		}
+		part := p.parts[doc.ID]
+		p.parts[doc.ID] = part + 1
+		pieces = append(pieces, datasets.Document{ID: fmt.Sprintf("%s#part%d", doc.ID, part), Text: text[:cut], Partial: true})
+		text = text[cut:]
+	}
+	if len(pieces) == 0 {
+		return []datasets.Document{doc}
+	}
+	pieces[len(pieces)-1].Partial = doc.Partial
+	return pieces
+}
+
+func (p *partSplitter) Close() error { return p.source.Close() }
 
 func isDir(path string) bool {
 	info, err := os.Stat(path)
