@@ -7,8 +7,15 @@ package mor
 import (
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	"github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/gomor/gomor/internal/testutil"
 	"github.com/gomor/gomor/routers"
 )
 
@@ -511,5 +518,73 @@ func TestExecutedFLOPsRecursiveKVSharing(t *testing.T) {
 	want := 4*(2*(4*d*d+3*d*ffn)) + 4*(2*(2*d*d+3*d*ffn)) + 8*(2*d*nctx)
 	if paper := ForwardFLOPsPerToken(c, FLOPsOptions{}); paper != want {
 		t.Errorf("ForwardFLOPsPerToken = %.0f, want %.0f", paper, want)
+	}
+}
+
+// compiledVariables builds the forward graph of c for a [1, 8] batch and
+// returns the total size of its trainable variables, overall and under the
+// router scopes. Compiling creates the variables without allocating them.
+func compiledVariables(t *testing.T, c Config) (total, router int64) {
+	t.Helper()
+	store := model.NewStore()
+	exec, err := model.NewExec(testutil.Backend(t, "go"), store, func(scope *model.Scope, tokens *graph.Node) *graph.Node {
+		return Forward(scope, c, tokens, ForwardOptions{Training: true}).Logits
+	})
+	if err != nil {
+		t.Fatalf("creating the executor failed: %v", err)
+	}
+	defer exec.Finalize()
+	if _, err := exec.Compile(shapes.Make(dtypes.Int32, 1, 8)); err != nil {
+		t.Fatalf("compiling %s failed: %v", c.Name, err)
+	}
+
+	for v := range store.IterVariables() {
+		if !v.Trainable {
+			continue
+		}
+		size := int64(v.Shape().Size())
+		total += size
+		path := v.Path()
+		if strings.HasPrefix(path, "/"+routers.MainScopeName+"/") || strings.HasPrefix(path, "/"+routers.AuxScopeName+"/") {
+			router += size
+		}
+	}
+	return total, router
+}
+
+// TestCountParamsMatchesGraph checks the counts against the trainable
+// variables that the forward graph creates, routers included.
+func TestCountParamsMatchesGraph(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compiles five model graphs; skipped with -short")
+	}
+	cases := []struct {
+		name   string
+		preset string
+		modify func(c *Config)
+	}{
+		{"expert-choice mlp with aux routers", "mor-ec-tiny-r3", func(c *Config) { c.Router.Architecture, c.Router.AuxRouter = "mlp", true }},
+		{"expert-choice kv sharing", "mor-ec-tiny-r3-kvshare", func(c *Config) {}},
+		{"token-choice", "mor-tc-tiny-r2", func(c *Config) {}},
+		{"recursive untied", "recursive-tiny-r3", func(c *Config) { c.ShareNorms, c.TiedEmbeddings = false, false }},
+		{"vanilla", "vanilla-tiny-l4", func(c *Config) {}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := mustPreset(t, tc.preset)
+			tc.modify(&c)
+			if err := c.Validate(); err != nil {
+				t.Fatal(err)
+			}
+
+			total, router := compiledVariables(t, c)
+			counts := CountParams(c)
+			if counts.Total != total {
+				t.Errorf("CountParams.Total = %d, the graph has %d trainable parameters", counts.Total, total)
+			}
+			if counts.Router != router {
+				t.Errorf("CountParams.Router = %d, the graph has %d under the router scopes", counts.Router, router)
+			}
+		})
 	}
 }
