@@ -57,8 +57,8 @@ func blockUnrolledIndex(layout Layout, j, r int) int {
 // without a recursion block (vanilla, Sequence, Middle-Sequence).
 //
 // When norms are not shared, the block reads the norm scales of the unrolled
-// layers of BlockAttention.Step; a zero Step counts calls, so the n-th call
-// is step n.
+// layers of recursion step BlockAttention.Step. A zero Step counts calls, so
+// the n-th call is step n.
 func NewBlockFunc(root *model.Scope, cfg Config) BlockFunc {
 	layout := cfg.Layout()
 	if len(layout.Block) == 0 {

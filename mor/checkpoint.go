@@ -49,10 +49,10 @@ func ConfigFromStore(store *model.Store) (Config, error) {
 
 // OpenCheckpoints returns a GoMLX checkpoint handler on dir for a model of
 // config cfg, keeping the last keep checkpoints (−1 keeps all). When dir
-// already holds checkpoints, the latest one must have been saved with a
-// config equal to cfg (the name aside); otherwise the error names the first
-// differing field. Its variables are then loaded into store as the model
-// asks for them. cfg is recorded in store, so every Save writes it.
+// already contains checkpoints, the latest one must have been saved with a
+// config equal to cfg, the name aside. Otherwise the error names the first
+// differing field. The handler loads the saved variables into store as the
+// model creates them. cfg is recorded in store, so every Save writes it.
 func OpenCheckpoints(dir string, store *model.Store, cfg Config, keep int) (*checkpoint.Handler, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating checkpoint directory failed: %w", err)

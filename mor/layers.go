@@ -136,8 +136,8 @@ func ApplyRoPE(x, positions *graph.Node, theta float64) *graph.Node {
 	return graph.ConvertDType(out, dtype)
 }
 
-// LayerAttention changes what one attention layer sees; BlockAttention holds
-// one of these per block layer.
+// LayerAttention sets which keys and values one attention layer uses.
+// BlockAttention carries the same options for all layers of a block.
 type LayerAttention struct {
 	// SharedKV, when not nil, replaces the layer's own keys and values, so the
 	// K/V projections are skipped (unless UpdateShared is set).
@@ -153,7 +153,7 @@ type LayerAttention struct {
 	// when UpdateShared is set.
 	KeyMask *graph.Node
 
-	// ReturnKV asks for the keys and values the layer attended to.
+	// ReturnKV requests the keys and values the layer attended to.
 	ReturnKV bool
 }
 

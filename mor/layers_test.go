@@ -387,3 +387,115 @@ func TestLMLossWithoutMaskScoresEveryTarget(t *testing.T) {
 		t.Errorf("scored target count %g, want 4 (2 rows × 2 predicted positions)", got)
 	}
 }
+
+// matmulReference returns x·W for x [rows, in] and W [in, out], row-major, in float64.
+func matmulReference(x []float64, w []float32, rows, in, out int) []float64 {
+	result := make([]float64, rows*out)
+	for r := range rows {
+		for o := range out {
+			sum := 0.0
+			for i := range in {
+				sum += x[r*in+i] * float64(w[i*out+o])
+			}
+			result[r*out+o] = sum
+		}
+	}
+	return result
+}
+
+// rmsNormReference normalises each row of x [rows, d] and multiplies by scale.
+func rmsNormReference(x []float64, scale []float32, rows, d int, epsilon float64) []float64 {
+	out := make([]float64, len(x))
+	for r := range rows {
+		meanSquare := 0.0
+		for i := range d {
+			meanSquare += x[r*d+i] * x[r*d+i] / float64(d)
+		}
+		for i := range d {
+			out[r*d+i] = x[r*d+i] / math.Sqrt(meanSquare+epsilon) * float64(scale[i])
+		}
+	}
+	return out
+}
+
+// ropeRowsReference applies ropeReference to every head of a [L, heads·headDim] matrix.
+func ropeRowsReference(x []float64, length, heads, headDim int, theta float64) []float32 {
+	out := make([]float32, len(x))
+	for position := range length {
+		for h := range heads {
+			start := (position*heads + h) * headDim
+			head := make([]float32, headDim)
+			for i := range head {
+				head[i] = float32(x[start+i])
+			}
+			for i, v := range ropeReference(head, position, theta) {
+				out[start+i] = float32(v)
+			}
+		}
+	}
+	return out
+}
+
+// decoderLayerReference is one pre-norm Llama layer on x [L, D] for a single
+// sequence, written as plain loops from the weights in store under prefix.
+func decoderLayerReference(store *model.Store, prefix string, cfg Config, x []float64, length int) []float64 {
+	weight := func(name string) []float32 { return flat32(store.GetVariable(prefix + name).MustValue()) }
+	d, heads, kvHeads, headDim := cfg.DModel, cfg.NumHeads, cfg.NumKVHeads, cfg.HeadDim
+	positions := make([]int32, length)
+	for i := range positions {
+		positions[i] = int32(i)
+	}
+
+	normed := rmsNormReference(x, weight("/input_layernorm/scale"), length, d, cfg.NormEpsilon)
+	q := ropeRowsReference(matmulReference(normed, weight("/self_attn/q_proj/weights"), length, d, heads*headDim), length, heads, headDim, cfg.RoPETheta)
+	k := ropeRowsReference(matmulReference(normed, weight("/self_attn/k_proj/weights"), length, d, kvHeads*headDim), length, kvHeads, headDim, cfg.RoPETheta)
+	v64 := matmulReference(normed, weight("/self_attn/v_proj/weights"), length, d, kvHeads*headDim)
+	v := make([]float32, len(v64))
+	for i := range v {
+		v[i] = float32(v64[i])
+	}
+	attended := attentionReference(q, k, v, [][]int32{positions}, [][]int32{positions}, nil, 1, length, length, heads, kvHeads, headDim)
+	projected := matmulReference(attended, weight("/self_attn/o_proj/weights"), length, heads*headDim, d)
+	hidden := make([]float64, len(x))
+	for i := range hidden {
+		hidden[i] = x[i] + projected[i]
+	}
+
+	normed = rmsNormReference(hidden, weight("/post_attention_layernorm/scale"), length, d, cfg.NormEpsilon)
+	gate := matmulReference(normed, weight("/mlp/gate_proj/weights"), length, d, cfg.FFNSize)
+	up := matmulReference(normed, weight("/mlp/up_proj/weights"), length, d, cfg.FFNSize)
+	for i := range gate {
+		gate[i] = gate[i] / (1 + math.Exp(-gate[i])) * up[i] // SiLU(gate) ⊙ up
+	}
+	down := matmulReference(gate, weight("/mlp/down_proj/weights"), length, cfg.FFNSize, d)
+	for i := range hidden {
+		hidden[i] += down[i]
+	}
+	return hidden
+}
+
+func TestDecoderLayerMatchesLoopReference(t *testing.T) {
+	cfg := testConfig(NoSharing, 1, 1)
+	cfg.InitStd = 0.3 // large enough weights that every sub-layer changes the output visibly
+	const length = 6
+	x := randomTensor(rand.New(rand.NewPCG(7, 7)), 1, length, cfg.DModel)
+	store := seededStore(t, 7)
+
+	fn := func(scope *model.Scope, in []*graph.Node) []*graph.Node {
+		scopes := layerScopes{weights: scope.At("layer"), norms: scope.At("layer")}
+		out, _ := decoderLayer(scopes, cfg, in[0], in[1], LayerAttention{})
+		return []*graph.Node{out}
+	}
+	got := flat32(runGraph(t, testutil.Backend(t, "go"), store, fn, x, [][]int32{{0, 1, 2, 3, 4, 5}})[0])
+
+	input := make([]float64, length*cfg.DModel)
+	for i, v := range flat32(x) {
+		input[i] = float64(v)
+	}
+	want := decoderLayerReference(store, "/layer", cfg, input, length)
+	for i := range want {
+		if diff := math.Abs(float64(got[i]) - want[i]); diff > 1e-4*(1+math.Abs(want[i])) {
+			t.Fatalf("element %d: decoder layer %g, loop reference %g", i, got[i], want[i])
+		}
+	}
+}

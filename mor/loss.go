@@ -15,8 +15,9 @@ type Loss struct {
 	Mean *graph.Node
 
 	// PerRow is the mean negative log-likelihood of each row over its scored
-	// targets, [B]; a row with no scored target gets 0. The paper's validation
-	// NLL is the mean of these over rows.
+	// targets, [B]. A row with no scored target gets 0. The validation NLL of
+	// the Mixture-of-Recursions paper (Bae et al., 2025) is the mean of these
+	// over rows.
 	PerRow *graph.Node
 
 	// TargetLogProbs is log p(tokens[t+1] | tokens[≤t]) at each predicted
@@ -33,7 +34,7 @@ type Loss struct {
 // LMLoss computes the next-token cross-entropy of logits [B, L, V] for
 // tokens [B, L]: position t predicts tokens[t+1], so the last position has
 // no target. mask is nil (score every target) or [B, L] bool or numeric,
-// aligned with tokens: mask[b, t] says whether token t is scored as a
+// aligned with tokens: mask[b, t] is true when token t is scored as a
 // target, so mask[:, 0] is ignored. The log-softmax subtracts the row
 // maximum before exponentiating, so large logits do not overflow.
 func LMLoss(logits, tokens, mask *graph.Node) Loss {

@@ -47,10 +47,10 @@ type Output struct {
 // The model runs the layers of cfg.Layout(): the Prefix once (all layers of
 // vanilla and Sequence models), then the shared block, then the Suffix.
 // Without a router, the block runs on every token, H ← Block(H), N_r times
-// or opts.MaxDepth times; a MaxDepth above N_r runs the shared block more
-// often than it was trained for (test-time depth extrapolation), reusing the
-// norms of step N_r when norms are not shared. With a router, the block is
-// handed to routedRecursion.
+// or opts.MaxDepth times. A MaxDepth above N_r runs the shared block more
+// often than it was trained for (test-time depth extrapolation). Extra steps
+// reuse the norms of step N_r when norms are not shared. With a router, the
+// block is handed to routedRecursion.
 func Forward(scope *model.Scope, cfg Config, tokens *graph.Node, opts ForwardOptions) *Output {
 	checkTokens(cfg, tokens)
 	layout := cfg.Layout()

@@ -118,6 +118,20 @@ func forwardLogits(t testing.TB, b compute.Backend, store *model.Store, cfg Conf
 	return runGraph(t, b, store, fn, tokens)[0]
 }
 
+// newLogitsExec returns an executor of Forward's logits, compiled once per
+// input shape, for tests that run the same model on several batches.
+func newLogitsExec(t testing.TB, b compute.Backend, store *model.Store, cfg Config) *model.Exec {
+	t.Helper()
+	exec, err := model.NewExec(b, store, func(scope *model.Scope, tokens *graph.Node) *graph.Node {
+		return Forward(scope, cfg, tokens, ForwardOptions{}).Logits
+	})
+	if err != nil {
+		t.Fatalf("creating the executor failed: %v", err)
+	}
+	t.Cleanup(exec.Finalize)
+	return exec
+}
+
 func TestForwardCausal(t *testing.T) {
 	cases := []struct {
 		name string
@@ -135,14 +149,14 @@ func TestForwardCausal(t *testing.T) {
 	testutil.ForEachBackend(t, func(t *testing.T, b compute.Backend) {
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
-				store := seededStore(t, 1)
+				exec := newLogitsExec(t, b, seededStore(t, 1), tc.cfg)
 				tokens := randomTokens(rand.New(rand.NewPCG(1, 2)), 2, length, tc.cfg.VocabSize)
-				before := flat32(forwardLogits(t, b, store, tc.cfg, ForwardOptions{}, tokens))
+				before := flat32(exec.MustCall1(tokens))
 
 				for row := range tokens {
 					tokens[row][changed] = (tokens[row][changed] + 7) % int32(tc.cfg.VocabSize)
 				}
-				after := flat32(forwardLogits(t, b, store, tc.cfg, ForwardOptions{}, tokens))
+				after := flat32(exec.MustCall1(tokens))
 
 				vocab := tc.cfg.VocabSize
 				for row := range tokens {
@@ -229,6 +243,9 @@ func TestRecursiveHasOnlyUniqueLayerVariables(t *testing.T) {
 				t.Errorf("%d trainable parameters, want %d (embedding %d + final norm %d + %d layers × %d)",
 					total, wantTotal, embedding, d, sharedLayers, perLayerParams(tc.cfg))
 			}
+			if counted := CountParams(tc.cfg).Total; int64(total) != counted {
+				t.Errorf("%d trainable parameters, CountParams gives %d", total, counted)
+			}
 		})
 	}
 }
@@ -239,9 +256,10 @@ func TestParamCount360MRecursive(t *testing.T) {
 	}
 	// SmolLM-360M dimensions with the 1+10+1 Middle-Cycle layout; the paper
 	// reports 118.0M non-embedding parameters for it.
-	cfg := testConfig(MiddleCycle, 32, 3)
-	cfg.VocabSize, cfg.DModel, cfg.NumHeads, cfg.NumKVHeads, cfg.HeadDim, cfg.FFNSize = 49152, 960, 15, 5, 64, 2560
-	cfg.MaxSeqLen = 2048
+	cfg, err := Preset("recursive-360m-r3")
+	if err != nil {
+		t.Fatalf("preset recursive-360m-r3: %v", err)
+	}
 
 	b := testutil.Backend(t, "go")
 	store := model.NewStore()
@@ -258,18 +276,22 @@ func TestParamCount360MRecursive(t *testing.T) {
 		t.Fatalf("compiling the 360M graph failed: %v", err)
 	}
 
+	// The paper's non-embedding count leaves out the embedding and the final norm.
 	nonEmbedding := 0
 	for path, shape := range trainableVariables(store) {
-		if path != "/"+scopeEmbedding+"/"+varEmbeddingMatrix {
+		if path != "/"+scopeEmbedding+"/"+varEmbeddingMatrix && path != "/"+scopeFinalNorm+"/"+varNormScale {
 			nonEmbedding += shape.Size()
 		}
 	}
-	// 12 unique layers × 9,832,320 + final norm 960.
-	if want := 12*9_832_320 + 960; nonEmbedding != want {
-		t.Errorf("non-embedding parameters = %d, want %d", nonEmbedding, want)
+	// 12 unique layers × 9,832,320 by the hand formula.
+	if want := 12 * 9_832_320; nonEmbedding != want {
+		t.Errorf("non-embedding parameters = %d, want 12 × 9,832,320 = %d", nonEmbedding, want)
 	}
 	if got := math.Round(float64(nonEmbedding)/1e5) / 10; got != 118.0 {
 		t.Errorf("non-embedding parameters = %.1fM, the paper reports 118.0M", got)
+	}
+	if counted := NonEmbeddingParams(cfg); int64(nonEmbedding) != counted {
+		t.Errorf("non-embedding parameters = %d, NonEmbeddingParams gives %d", nonEmbedding, counted)
 	}
 }
 
@@ -424,6 +446,9 @@ func textBatch(rng *rand.Rand, text []int32, batch, length int) [][]int32 {
 }
 
 func TestTinyModelLossFalls(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains for 50 steps; skipped with -short")
+	}
 	text := textTokens(t)
 	cfg := testConfig(MiddleCycle, 4, 2)
 	cfg.VocabSize, cfg.DModel, cfg.FFNSize, cfg.HeadDim = 256, 64, 128, 16
@@ -474,17 +499,17 @@ func TestTinyModelLossFalls(t *testing.T) {
 
 func BenchmarkTinyForwardBackward(b *testing.B) {
 	// The tiny CPU family: D 256, 4/2 heads, F 768, 1 + [2-layer block × 3] + 1, L 256.
-	cfg := testConfig(MiddleCycle, 8, 3)
-	cfg.VocabSize, cfg.DModel, cfg.NumHeads, cfg.NumKVHeads, cfg.HeadDim, cfg.FFNSize = 4096, 256, 4, 2, 64, 768
-	cfg.MaxSeqLen, cfg.InitStd = 256, 0.02
+	cfg, err := Preset("recursive-tiny-r3")
+	if err != nil {
+		b.Fatalf("preset recursive-tiny-r3: %v", err)
+	}
 	const batch, length = 4, 256
 
 	backend := testutil.Backend(b, "go")
 	store := seededStore(b, 1)
-	exec, err := model.NewExec(backend, store, func(scope *model.Scope, tokens *graph.Node) *graph.Node {
+	exec, err := model.NewExec(backend, store, func(scope *model.Scope, tokens *graph.Node) []*graph.Node {
 		loss := LMLoss(Forward(scope, cfg, tokens, ForwardOptions{Training: true}).Logits, tokens, nil).Mean
-		scope.BuildTrainableVariablesGradientsGraph(loss)
-		return loss
+		return append([]*graph.Node{loss}, scope.BuildTrainableVariablesGradientsGraph(loss)...)
 	})
 	if err != nil {
 		b.Fatalf("creating the executor failed: %v", err)

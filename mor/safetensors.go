@@ -19,10 +19,10 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 )
 
-// A safetensors file is an 8-byte little-endian header length N, a JSON
-// header of N bytes mapping each tensor name to its dtype, shape and
-// [begin, end) byte offsets into the data that follows, an optional
-// "__metadata__" object of strings, and then the raw little-endian data.
+// A safetensors file starts with an 8-byte little-endian header length N.
+// The JSON header of N bytes that follows maps each tensor name to its
+// dtype, shape and [begin, end) byte offsets into the data section, and may
+// hold a "__metadata__" object of strings. The raw little-endian data follow.
 
 // maxSafetensorsHeader bounds the JSON header a reader accepts (100 MB, the
 // limit of the Hugging Face reference reader), so a corrupt length fails fast.
@@ -425,8 +425,8 @@ func ExportSafetensors(path string, store *model.Store, cfg Config, dtype string
 // ImportSafetensors reads a Hugging Face Llama safetensors file into store as
 // the variables of a model of cfg, converting to cfg's dtype. Every tensor the
 // config needs must be present with the expected shape. For configs with tied
-// layers, every unrolled copy of a tied tensor must hold the same values (as
-// ExportSafetensors writes them); a file from an untied model, whose copies
+// layers, every unrolled copy of a tied tensor must hold the same values, as
+// ExportSafetensors writes them. A file from an untied model, whose copies
 // differ, is rejected rather than averaged. lm_head.weight is ignored for
 // tied embeddings, as are rotary_emb.inv_freq buffers; any other unexpected
 // tensor is an error.
