@@ -35,7 +35,7 @@ func TestGPT2PiecesHandCases(t *testing.T) {
 		{"Hello world", []string{"Hello", " world"}},
 		{"it's they're I'd we'll", []string{"it", "'s", " they", "'re", " I", "'d", " we", "'ll"}},
 		{"'S upper", []string{"'", "S", " upper"}}, // contractions are case-sensitive
-		{"a  b", []string{"a", " ", " b"}},        // the run leaves its last space to the word
+		{"a  b", []string{"a", " ", " b"}},         // the run leaves its last space to the word
 		{"a\n\nb", []string{"a", "\n", "\n", "b"}}, // a one-character run before a word is \s+
 		{"end   ", []string{"end", "   "}},         // a run at the end is one piece
 		{"x 123 4.5", []string{"x", " 123", " 4", ".", "5"}},
