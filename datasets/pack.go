@@ -33,9 +33,14 @@ type PackOptions struct {
 	// document ID, written to the validation split. Zero writes no validation split.
 	ValidationFraction float64
 
-	// Split forces every document into one split (SplitTrain or SplitValidation),
-	// for corpora that come already split, and overrides ValidationFraction.
+	// Split forces every document of the main source into one split (SplitTrain
+	// or SplitValidation), for corpora that come already split, and overrides
+	// ValidationFraction.
 	Split string
+
+	// ValidationSource, when set, is a separate corpus whose documents all go
+	// to the validation split, read after the main source.
+	ValidationSource DocumentSource
 
 	// Workers is the number of goroutines that tokenize (runtime.NumCPU if zero).
 	// Tokenizer.Encode must be safe for concurrent use when Workers > 1.
@@ -94,18 +99,28 @@ func Pack(source DocumentSource, tokenizer Tokenizer, outDir string, opts PackOp
 		}
 	}
 
-	err := tokenizeInOrder(source, tokenizer, opts.workers(), func(doc Document, tokens []int32) error {
-		writer := writers[opts.splitOf(doc.ID)]
-		if err := writer.add(doc, tokens); err != nil {
-			return err
+	sources := []DocumentSource{source}
+	if opts.ValidationSource != nil {
+		sources = append(sources, opts.ValidationSource)
+	}
+	for i, current := range sources {
+		isValidationSource := i == 1
+		err := tokenizeInOrder(current, tokenizer, opts.workers(), func(doc Document, tokens []int32) error {
+			split := opts.splitOf(doc.ID)
+			if isValidationSource {
+				split = SplitValidation
+			}
+			if err := writers[split].add(doc, tokens); err != nil {
+				return err
+			}
+			if opts.Progress != nil {
+				opts.Progress(writers[SplitTrain].stats, writers[SplitValidation].stats)
+			}
+			return nil
+		})
+		if err != nil {
+			return PackResult{}, err
 		}
-		if opts.Progress != nil {
-			opts.Progress(writers[SplitTrain].stats, writers[SplitValidation].stats)
-		}
-		return nil
-	})
-	if err != nil {
-		return PackResult{}, err
 	}
 
 	result := PackResult{
@@ -134,6 +149,9 @@ func (o PackOptions) validate() error {
 	}
 	if o.ValidationFraction < 0 || o.ValidationFraction >= 1 || math.IsNaN(o.ValidationFraction) {
 		return fmt.Errorf("pack: validation fraction %v is outside [0, 1)", o.ValidationFraction)
+	}
+	if o.ValidationSource != nil && (o.ValidationFraction > 0 || o.Split == SplitValidation) {
+		return fmt.Errorf("pack: a separate validation corpus excludes a validation fraction and a forced validation split; use one way to choose validation documents")
 	}
 	if o.Split != "" && o.Split != SplitTrain && o.Split != SplitValidation {
 		return fmt.Errorf("pack: unknown split %q; use %q or %q", o.Split, SplitTrain, SplitValidation)
@@ -360,4 +378,28 @@ func encodeDocument(tokenizer Tokenizer, doc Document) []int32 {
 		tokens = append(tokens, int32(tokenizer.EOS()))
 	}
 	return tokens
+}
+
+// TokenizerFiles returns the files that define the tokenizer at path, resolved
+// as LoadTokenizer resolves it: the file itself, a folder's tokenizer.json, or
+// a folder's vocab.json and merges.txt.
+func TokenizerFiles(path string) ([]string, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	if !info.IsDir() {
+		return []string{path}, nil
+	}
+	jsonPath := filepath.Join(path, "tokenizer.json")
+	if _, err := os.Stat(jsonPath); err == nil {
+		return []string{jsonPath}, nil
+	}
+	gpt2 := []string{filepath.Join(path, "vocab.json"), filepath.Join(path, "merges.txt")}
+	for _, file := range gpt2 {
+		if _, err := os.Stat(file); err != nil {
+			return nil, fmt.Errorf("tokenizer: folder %s has neither tokenizer.json nor both vocab.json and merges.txt", path)
+		}
+	}
+	return gpt2, nil
 }

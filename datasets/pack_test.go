@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tiktoken-go/tokenizer/codec"
 )
 
 // byteTestTokenizer maps each byte to its value and uses 256 as EOS.
@@ -442,5 +444,62 @@ func writeTestFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestPackShakespeareWithGPT2(t *testing.T) {
+	dataDir := corpusTestDataDir(t)
+	tokenizer, err := LoadTokenizer(filepath.Join(dataDir, "tokenizers", "gpt2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	textPath := filepath.Join(dataDir, "text", "tinyshakespeare.txt")
+	source, err := OpenCorpus(textPath, CorpusOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	result, err := Pack(source, tokenizer, dir, PackOptions{SeqLen: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// GPT-2 BPE gives 338,025 tokens for this file (a published figure), plus one EOS.
+	stats := result.Splits[SplitTrain]
+	if stats.Tokens != 338_026 {
+		t.Errorf("tokens = %d, expected 338,026", stats.Tokens)
+	}
+	if stats.Rows != 330 {
+		t.Errorf("rows = %d, expected 330 = floor(338,026 / 1,024)", stats.Rows)
+	}
+	if stats.DroppedTokens != 106 {
+		t.Errorf("dropped tokens = %d, expected 106", stats.DroppedTokens)
+	}
+
+	// Row 1 against tiktoken's r50k_base, an independent encoder.
+	text, err := os.ReadFile(textPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reference, _, err := codec.NewR50kBase().Encode(string(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := OpenShardSplit(dir, SplitTrain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	if set.Shards[0].Header.TokenWidth != 2 {
+		t.Errorf("token width = %d, expected 2 for a vocabulary of 50,257", set.Shards[0].Header.TokenWidth)
+	}
+	row := make([]int32, 1024)
+	if err := set.ReadRow(1, row); err != nil {
+		t.Fatal(err)
+	}
+	for i, token := range row {
+		if uint(token) != reference[1024+i] {
+			t.Fatalf("row 1 token %d = %d, expected %d from r50k_base", i, token, reference[1024+i])
+		}
 	}
 }

@@ -183,6 +183,11 @@ func writeFileAtomically(path string, parts ...[]byte) (err error) {
 			return fmt.Errorf("writing %s: %w", path, err)
 		}
 	}
+	// CreateTemp creates the file readable by its owner only; shards and
+	// downloads are ordinary data files.
+	if err = temp.Chmod(0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
 	if err = temp.Sync(); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}

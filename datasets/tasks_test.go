@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tiktoken-go/tokenizer/codec"
 )
 
 // fakeScorer gives each continuation token a fixed log-probability: -0.5 for
@@ -347,5 +349,41 @@ func TestHellaSwagRealFirstItem(t *testing.T) {
 	}
 	if first.Gold != 3 || first.Choices[3].Continuation != "starts pulling up roofing on a roof." {
 		t.Errorf("first gold = %d, ending %q; expected 3 and %q", first.Gold, first.Choices[3].Continuation, "starts pulling up roofing on a roof.")
+	}
+}
+
+func TestEncodePairGPT2MatchesTiktoken(t *testing.T) {
+	tokenizer, err := LoadTokenizer(filepath.Join(corpusTestDataDir(t), "tokenizers", "gpt2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r50k := codec.NewR50kBase()
+	encode := func(text string) []int {
+		ids, _, err := r50k.Encode(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make([]int, len(ids))
+		for i, id := range ids {
+			out[i] = int(id)
+		}
+		return out
+	}
+
+	cases := []struct{ context, continuation, contextAfterMove string }{
+		{"Question: Which is heavier?\nAnswer:", " a brick", "Question: Which is heavier?\nAnswer:"},
+		{"The capital of France is ", "Paris", "The capital of France is"},
+		{"He said\n\n", "hello", "He said"},
+	}
+	for _, c := range cases {
+		context, continuation := EncodePair(tokenizer, c.context, c.continuation)
+		expectedContext := encode(c.contextAfterMove)
+		expectedContinuation := encode(c.context + c.continuation)[len(expectedContext):]
+		if fmt.Sprint(context) != fmt.Sprint(expectedContext) {
+			t.Errorf("%q: context = %v, expected %v", c.context, context, expectedContext)
+		}
+		if fmt.Sprint(continuation) != fmt.Sprint(expectedContinuation) {
+			t.Errorf("%q + %q: continuation = %v, expected %v", c.context, c.continuation, continuation, expectedContinuation)
+		}
 	}
 }
