@@ -10,6 +10,12 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	"github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/gomor/gomor/backend"
 	"github.com/gomor/gomor/mor"
 	"github.com/gomor/gomor/routers"
 )
@@ -28,6 +34,7 @@ type describeFlags struct {
 	configPath    string
 	asJSON        bool
 	list          bool
+	variables     bool
 	contextLength int
 	budget        float64
 	tokensPerStep int64
@@ -42,6 +49,7 @@ func parseDescribeFlags(args []string, output io.Writer) (describeFlags, error) 
 	flags.StringVar(&opts.configPath, "config", "", `path of a JSON model config; it may start from a preset with "base": "<preset>"`)
 	flags.BoolVar(&opts.asJSON, "json", false, "print one JSON object instead of text")
 	flags.BoolVar(&opts.list, "list", false, "list the preset names and exit")
+	flags.BoolVar(&opts.variables, "variables", false, "also build the model graph on the pure Go backend (no weights are allocated) and print its variable tree; not with --json")
 	flags.IntVar(&opts.contextLength, "context", 0, "context length N_ctx in tokens for the FLOPs counts; 0 means the model's max_seq_len (the paper uses 2048)")
 	flags.Float64Var(&opts.budget, "budget", 0, "forward-FLOPs budget, e.g. 16.5e18, to convert into training tokens (and steps with --tokens-per-step); 0 skips it")
 	flags.Int64Var(&opts.tokensPerStep, "tokens-per-step", 0, "tokens per optimizer step (batch size × sequence length) for --budget, e.g. 2097152; 0 skips the step count")
@@ -62,6 +70,9 @@ func parseDescribeFlags(args []string, output io.Writer) (describeFlags, error) 
 	}
 	if !opts.list && (opts.preset == "") == (opts.configPath == "") {
 		return opts, errors.New("give exactly one of --preset NAME and --config FILE, or --list")
+	}
+	if opts.variables && opts.asJSON {
+		return opts, errors.New("--variables prints a table; use it without --json")
 	}
 	if opts.contextLength < 0 || opts.budget < 0 || opts.tokensPerStep < 0 {
 		return opts, errors.New("--context, --budget and --tokens-per-step must not be negative")
@@ -105,6 +116,34 @@ func describe(args []string, stdout, stderr io.Writer) error {
 		return encoder.Encode(description)
 	}
 	writeDescription(stdout, description)
+	if opts.variables {
+		return writeVariableTree(stdout, config)
+	}
+	return nil
+}
+
+// writeVariableTree builds the forward graph of c for one short sequence and
+// prints the variables it creates. Compiling creates them with their shapes
+// without allocating their values, so the 1.7B model needs no weight memory.
+func writeVariableTree(w io.Writer, c mor.Config) error {
+	goBackend, err := backend.NewWithConfig("go")
+	if err != nil {
+		return fmt.Errorf("starting the pure Go backend for --variables failed: %w", err)
+	}
+	store := model.NewStore()
+	exec, err := model.NewExec(goBackend, store, func(scope *model.Scope, tokens *graph.Node) *graph.Node {
+		return mor.Forward(scope, c, tokens, mor.ForwardOptions{Training: true}).Logits
+	})
+	if err != nil {
+		return fmt.Errorf("building the model graph failed: %w", err)
+	}
+	defer exec.Finalize()
+
+	length := min(8, c.MaxSeqLen)
+	if _, err := exec.Compile(shapes.Make(dtypes.Int32, 1, length)); err != nil {
+		return fmt.Errorf("building the model graph failed: %w", err)
+	}
+	fmt.Fprintf(w, "\nVariables (built in training mode, so auxiliary routers appear when enabled):\n%s", mor.VariableTree(store))
 	return nil
 }
 
@@ -136,8 +175,9 @@ type modelDescription struct {
 	StepTokens            []int         `json:"step_tokens"`
 	ForwardFLOPsPerToken  float64       `json:"forward_flops_per_token"`
 	ExecutedFLOPsPerToken executedFLOPs `json:"executed_flops_per_token"`
-	// ExecutedMaskedFLOPsPerToken is the expert-choice masked path (causal
-	// routing, reference runs, capacity warm-up); nil for other models.
+	// ExecutedMaskedFLOPsPerToken is the executed cost on the expert-choice
+	// masked path (causal routing, reference runs, capacity warm-up), nil
+	// for other models.
 	ExecutedMaskedFLOPsPerToken *executedFLOPs     `json:"executed_masked_flops_per_token,omitempty"`
 	Layers                      []layerDescription `json:"layers"`
 
@@ -163,6 +203,8 @@ type executedFLOPs struct {
 type layerDescription struct {
 	Layer           int     `json:"layer"`
 	UniqueLayer     int     `json:"unique_layer"`
+	WeightsScope    string  `json:"weights_scope"`
+	NormsScope      string  `json:"norms_scope"`
 	Step            int     `json:"step"`
 	Capacity        float64 `json:"capacity"`
 	AttentionFactor float64 `json:"attention_factor"`
@@ -217,10 +259,16 @@ func describeModel(c mor.Config, opts describeFlags) modelDescription {
 		masked := toExecutedFLOPs(mor.ExecutedFLOPsPerToken(c, mor.FLOPsOptions{ContextLength: opts.contextLength, MaskedPath: true}))
 		d.ExecutedMaskedFLOPsPerToken = &masked
 	}
+	scopes := make(map[int]mor.SharingEntry)
+	for _, entry := range mor.SharingMap(c) {
+		scopes[entry.Unrolled] = entry
+	}
 	for _, layer := range mor.PaperFLOPsBreakdown(c, flopsOptions) {
 		d.Layers = append(d.Layers, layerDescription{
-			Layer: layer.Layer, UniqueLayer: layer.UniqueLayer, Step: layer.Step, Capacity: layer.Capacity,
-			AttentionFactor: layer.AttentionFactor, ReusesKV: layer.ReusesKV, FLOPsPerToken: layer.Total(),
+			Layer: layer.Layer, UniqueLayer: layer.UniqueLayer,
+			WeightsScope: scopes[layer.Layer].Weights, NormsScope: scopes[layer.Layer].Norms,
+			Step: layer.Step, Capacity: layer.Capacity, AttentionFactor: layer.AttentionFactor,
+			ReusesKV: layer.ReusesKV, FLOPsPerToken: layer.Total(),
 		})
 	}
 	if opts.budget > 0 {
@@ -331,9 +379,9 @@ func formatIndices(indices []int) string {
 
 // writeLayerTable prints the unrolled-to-unique layer map with the paper-rule cost of each layer.
 func writeLayerTable(w io.Writer, d modelDescription) {
-	fmt.Fprintf(w, "Layer map (unrolled → unique) and paper-rule FLOPs per token:\n")
+	fmt.Fprintf(w, "Layer map (unrolled → unique, with the variable scopes each layer reads) and paper-rule FLOPs per token:\n")
 	table := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(table, "layer\tunique\tstep\tcapacity\tattention factor\tFLOPs/token\t")
+	fmt.Fprintln(table, "layer\tunique\tweights\tnorms\tstep\tcapacity\tattention factor\tFLOPs/token\t")
 	for _, layer := range d.Layers {
 		step := "-"
 		if layer.Step > 0 {
@@ -343,15 +391,15 @@ func writeLayerTable(w io.Writer, d modelDescription) {
 		if layer.ReusesKV {
 			factor += " (step-1 KV)"
 		}
-		fmt.Fprintf(table, "%d\t%d\t%s\t%.4f\t%s\t%s\t\n",
-			layer.Layer, layer.UniqueLayer, step, layer.Capacity, factor, formatCount(layer.FLOPsPerToken, "G"))
+		fmt.Fprintf(table, "%d\t%d\t%s\t%s\t%s\t%.4f\t%s\t%s\t\n",
+			layer.Layer, layer.UniqueLayer, layer.WeightsScope, layer.NormsScope, step, layer.Capacity, factor, formatCount(layer.FLOPsPerToken, "G"))
 	}
 	table.Flush()
 }
 
-// formatCount writes x with one decimal and a K/M suffix, up to the largest
-// unit ("B" for parameter counts, "G" for FLOPs; both mean 1e9). Values of
-// 1e12 and more use T.
+// formatCount formats x with a K, M, billion or T suffix: one decimal below
+// 1e9 and two from 1e9. The billion suffix is "B" for parameter counts and
+// "G" for FLOPs.
 func formatCount(x float64, billion string) string {
 	switch {
 	case x >= 1e12:

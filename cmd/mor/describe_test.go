@@ -131,3 +131,19 @@ func writeInvalidConfig(t *testing.T) string {
 	}
 	return path
 }
+
+func TestDescribeVariableTree(t *testing.T) {
+	out, err := runDescribeForTest(t, "--preset", "mor-ec-tiny-r3", "--variables")
+	if err != nil {
+		t.Fatalf("describe --variables: %v", err)
+	}
+	// 4 unique layers × 786,944, the final norm, the 4096 × 256 table and 3 routers.
+	for _, want := range []string{"/layer_03/self_attn/q_proj/weights", "/router/step_3/weights", "4197376 trainable"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("--variables output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "/layer_04/") {
+		t.Errorf("--variables output has a fifth unique layer:\n%s", out)
+	}
+}
