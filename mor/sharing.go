@@ -20,8 +20,10 @@ type Layout struct {
 	NumRecursions int
 }
 
-// BlockSize returns K_b, the number of layers in the shared block, for the
-// schemes that have one, or per repeated layer for Sequence schemes.
+// BlockSize returns K_b: the layers of the shared block for Cycle and
+// Middle-Cycle, the distinct repeated layers for Sequence and Middle-Sequence
+// (each repeated N_r times in a row), and N_L for a vanilla model. It
+// assumes a valid config, because it divides by N_r.
 func (c Config) BlockSize() int {
 	switch c.Sharing {
 	case MiddleCycle, MiddleSequence:
