@@ -11,7 +11,7 @@ var nan = math.NaN()
 // candidate at steps 1..depth+1 (capped at N_r) and selected at steps 1..depth.
 // Scores are 0.9 where selected and 0.1 where a candidate is not selected.
 func traceFromDepths(name string, numRecursions int, depths []int) Trace {
-	tr := Trace{Name: name, Routing: RoutingTopK, Router: RouterExpertChoice, NumRecursions: numRecursions}
+	tr := Trace{Name: name, Routing: RoutingTopK, Router: RouterExpertChoice, NumRecursions: numRecursions, ScoreThreshold: 0.5}
 	for i, depth := range depths {
 		token := TokenTrace{ID: i, Text: " t", Depth: depth, Loss: nan,
 			Scores: make([]float64, numRecursions), Selected: make([]bool, numRecursions)}

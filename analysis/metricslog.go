@@ -10,22 +10,26 @@ import (
 )
 
 // Fields of a training run's metrics.jsonl that this package reads. Each line
-// of the log is one JSON object; keep every field name here so that a change
-// on the training side is one edit.
+// of the log is one JSON object (training.StepRecord). Keep every field name
+// here, so that a change on the training side is one edit.
 const (
-	// MetricStep is the optimiser step of a record.
+	// MetricStep is the optimiser step of a record, top level.
 	MetricStep = "step"
-	// MetricLoss is the language-model loss in nats.
-	MetricLoss = "loss"
+	// MetricLoss is the language-model loss in nats, top level.
+	MetricLoss = "lm_loss"
+	// MetricsGroup is the top-level object of the model's diagnostics, each an
+	// array (scalars are arrays of one number). The names below live in it.
+	MetricsGroup = "metrics"
 	// MetricRouterLoad is the token-choice load, the fraction of tokens routed
-	// to each depth, a [N_r] array.
-	MetricRouterLoad = "router/load"
-	// MetricMaxVio is the token-choice maximal load violation, a scalar.
-	MetricMaxVio = "router/max_vio"
-	// MetricEntropy is the entropy in nats of the average token-choice routing distribution.
-	MetricEntropy = "router/entropy"
-	// MetricSamplingAccuracy is the expert-choice sampling accuracy per step, a [N_r] array.
-	MetricSamplingAccuracy = "router/sampling_accuracy"
+	// to each depth, a [N_r] array (mor.MetricTokenLoads).
+	MetricRouterLoad = "token_loads"
+	// MetricMaxVio is the token-choice maximal load violation (mor.MetricMaxVio).
+	MetricMaxVio = "max_vio"
+	// MetricEntropy is the entropy in nats of the token-choice loads (mor.MetricEntropy).
+	MetricEntropy = "entropy"
+	// MetricSamplingAccuracy is the expert-choice sampling accuracy per step,
+	// a [N_r] array (mor.MetricSamplingAccuracy).
+	MetricSamplingAccuracy = "sampling_accuracy"
 )
 
 // MetricsRecord is one line of a metrics log, decoded generically.
@@ -59,16 +63,35 @@ func ReadMetricsLog(path string) ([]MetricsRecord, error) {
 	return records, nil
 }
 
-// Scalar returns a record's numeric field and whether it is present and a number.
-func (r MetricsRecord) Scalar(field string) (float64, bool) {
-	value, ok := r[field].(float64)
-	return value, ok
+// lookup returns a top-level field, or else the entry of that name in MetricsGroup.
+func (r MetricsRecord) lookup(field string) any {
+	if value, found := r[field]; found {
+		return value
+	}
+	group, _ := r[MetricsGroup].(map[string]any)
+	return group[field]
 }
 
-// Vector returns a record's numeric array field and whether it is present and
-// an array of numbers (JSON null entries become NaN).
+// Scalar returns a record's numeric field, top level or in MetricsGroup, and
+// whether it is present. An array of one number counts as that number.
+func (r MetricsRecord) Scalar(field string) (float64, bool) {
+	switch value := r.lookup(field).(type) {
+	case float64:
+		return value, true
+	case []any:
+		if len(value) == 1 {
+			number, ok := value[0].(float64)
+			return number, ok
+		}
+	}
+	return 0, false
+}
+
+// Vector returns a record's numeric array field, top level or in
+// MetricsGroup, and whether it is present and an array of numbers (JSON null
+// entries become NaN).
 func (r MetricsRecord) Vector(field string) ([]float64, bool) {
-	items, ok := r[field].([]any)
+	items, ok := r.lookup(field).([]any)
 	if !ok {
 		return nil, false
 	}
@@ -161,4 +184,29 @@ func LoadBalanceOverTraining(records []MetricsRecord) []LoadBalance {
 	}
 	sort.SliceStable(points, func(a, b int) bool { return points[a].Step < points[b].Step })
 	return points
+}
+
+// VectorSeries collects an array field over the records that have both it and
+// a step: one Series per array index, named "field[i]" with i 1-based (the
+// recursion step for per-step metrics).
+func VectorSeries(records []MetricsRecord, field string) []Series {
+	var series []Series
+	for _, record := range records {
+		step, hasStep := record.Scalar(MetricStep)
+		values, hasValues := record.Vector(field)
+		if !hasStep || !hasValues {
+			continue
+		}
+		for len(series) < len(values) {
+			series = append(series, Series{Name: fmt.Sprintf("%s[%d]", field, len(series)+1)})
+		}
+		for i, value := range values {
+			series[i].Steps = append(series[i].Steps, step)
+			series[i].Values = append(series[i].Values, value)
+		}
+	}
+	for i := range series {
+		series[i].sortByStep()
+	}
+	return series
 }

@@ -14,7 +14,7 @@ import (
 //	step 2: tokens 0, 3 selected,  scores 0.7 0.6 0.1 0.3  → 2 of 4 agree
 //	step 3: token 0 selected of 0, 3, scores 0.8 – – 0.2   → 2 of 2 agree
 func scoredTrace() Trace {
-	return Trace{Name: "scored", Routing: RoutingTopK, Router: RouterExpertChoice, NumRecursions: 3, Tokens: []TokenTrace{
+	return Trace{Name: "scored", Routing: RoutingTopK, Router: RouterExpertChoice, NumRecursions: 3, ScoreThreshold: 0.5, Tokens: []TokenTrace{
 		{ID: 0, Text: "a", Depth: 3, Scores: []float64{0.9, 0.7, 0.8}, Selected: []bool{true, true, true}, Loss: nan},
 		{ID: 1, Text: "b", Depth: 1, Scores: []float64{0.6, 0.6, nan}, Selected: []bool{true, false, false}, Loss: nan},
 		{ID: 2, Text: "c", Depth: 1, Scores: []float64{0.4, 0.1, nan}, Selected: []bool{true, false, false}, Loss: nan},
@@ -102,11 +102,11 @@ func TestDepthLoads(t *testing.T) {
 func TestLoadBalanceFromMetricsLog(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "metrics.jsonl")
 	log := strings.Join([]string{
-		`{"step": 20, "loss": 3.0, "router/load": [0.5, 0.3, 0.2]}`,
+		`{"step": 20, "lm_loss": 3.0, "metrics": {"token_loads": [0.5, 0.3, 0.2], "max_vio": [9]}}`,
 		``,
-		`{"step": 10, "loss": 4.0, "router/max_vio": 1.5, "router/entropy": 0.7}`,
-		`{"step": 30, "loss": 2.5}`,
-		`{"loss": 2.0, "router/load": [1, 0, 0]}`,
+		`{"step": 10, "lm_loss": 4.0, "metrics": {"max_vio": [1.5], "entropy": [0.7]}}`,
+		`{"step": 30, "lm_loss": 2.5, "metrics": {"sampling_accuracy": [1, 0.9, 0.8]}}`,
+		`{"lm_loss": 2.0, "metrics": {"token_loads": [1, 0, 0]}}`,
 	}, "\n")
 	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
 		t.Fatal(err)
@@ -126,8 +126,14 @@ func TestLoadBalanceFromMetricsLog(t *testing.T) {
 	assertClose(t, "first point step", points[0].Step, 10, 0)
 	assertClose(t, "logged MaxVio at step 10", points[0].MaxVio, 1.5, 0)
 	assertClose(t, "logged entropy at step 10", points[0].Entropy, 0.7, 0)
+	// The logged MaxVio of 9 at step 20 is ignored in favour of the load vector.
 	assertClose(t, "MaxVio recomputed from the load at step 20", points[1].MaxVio, 0.5, 1e-12)
 	assertClose(t, "entropy recomputed from the load at step 20", points[1].Entropy, 1.0296530140645737, 1e-12)
+
+	accuracy := VectorSeries(records, MetricSamplingAccuracy)
+	if len(accuracy) != 3 || accuracy[2].Name != "sampling_accuracy[3]" || len(accuracy[2].Steps) != 1 || accuracy[2].Values[0] != 0.8 {
+		t.Errorf("sampling accuracy series %+v, want 3 series with step 3 at 0.8", accuracy)
+	}
 
 	loss := ScalarSeries(records, MetricLoss)
 	if len(loss.Steps) != 3 || loss.Steps[0] != 10 || loss.Values[0] != 4.0 || loss.Values[2] != 2.5 {

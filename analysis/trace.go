@@ -43,6 +43,10 @@ type Trace struct {
 	// NumRecursions is N_r, the number of recursion steps each token could get.
 	NumRecursions int `json:"num_recursions"`
 
+	// ScoreThreshold is the router score at which a candidate counts as
+	// selected for the sampling accuracy: 0.5 for sigmoid scores, 0 for tanh.
+	ScoreThreshold float64 `json:"score_threshold"`
+
 	Tokens []TokenTrace `json:"tokens"`
 }
 
