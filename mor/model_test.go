@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gomlx/compute"
@@ -15,6 +17,7 @@ import (
 	"github.com/gomlx/gomlx/ml/train/optimizer"
 
 	"github.com/gomor/gomor/internal/testutil"
+	"github.com/gomor/gomor/routers"
 )
 
 // testConfig is a small model with grouped-query attention (4 heads, 2 KV
@@ -295,6 +298,45 @@ func TestParamCount360MRecursive(t *testing.T) {
 	}
 }
 
+func TestForwardRoutedReportsDepthAndLosses(t *testing.T) {
+	b := testutil.Backend(t, "go")
+	cfg := testConfig(MiddleCycle, 5, 3)
+	router := routers.DefaultExpertChoice()
+	cfg.Router = &router
+	const batch, length = 2, 6
+
+	fn := func(scope *model.Scope, inputs []*graph.Node) []*graph.Node {
+		out := Forward(scope, cfg, inputs[0], ForwardOptions{Training: true, Routing: SequenceTopK})
+		if len(out.Steps) != cfg.NumRecursions {
+			t.Errorf("routed forward recorded %d steps, want N_r = %d", len(out.Steps), cfg.NumRecursions)
+		}
+		if out.WeightedAuxLoss == nil || out.Metrics[MetricHiddenNorm] == nil {
+			t.Fatalf("routed forward lacks the weighted auxiliary loss (%v) or the %s metric (%v)",
+				out.WeightedAuxLoss, MetricHiddenNorm, out.Metrics[MetricHiddenNorm])
+		}
+		return []*graph.Node{out.Logits, out.Depth, out.WeightedAuxLoss}
+	}
+	outputs := runGraph(t, b, seededStore(t, 13), fn, randomTokens(rand.New(rand.NewPCG(13, 14)), batch, length, cfg.VocabSize))
+
+	if got := outputs[0].Shape().Dimensions; !slices.Equal(got, []int{batch, length, cfg.VocabSize}) {
+		t.Errorf("logits shape %v, want [%d %d %d]", got, batch, length, cfg.VocabSize)
+	}
+	// Capacities 1, 2/3, 1/3 of L = 6 give 6, 4 and 2 tokens per row: depths sum to 12.
+	depths := tensors.MustCopyFlatData[int32](outputs[1])
+	for row := range batch {
+		sum := int32(0)
+		for _, depth := range depths[row*length : (row+1)*length] {
+			if depth < 1 || depth > 3 {
+				t.Errorf("row %d: depth %d outside 1..3 (all: %v)", row, depth, depths)
+			}
+			sum += depth
+		}
+		if sum != 12 {
+			t.Errorf("row %d: depths sum to %d, want 6 + 4 + 2 = 12 (all: %v)", row, sum, depths)
+		}
+	}
+}
+
 func TestMaxDepthRunsThatManySteps(t *testing.T) {
 	b := testutil.Backend(t, "go")
 	cfg := testConfig(Cycle, 4, 2)
@@ -527,4 +569,64 @@ func BenchmarkTinyForwardBackward(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*batch*length)/b.Elapsed().Seconds(), "tokens/s")
+}
+
+func TestSharingMapFollowsLayerMap(t *testing.T) {
+	for _, tc := range []struct {
+		sharing                  SharingScheme
+		numLayers, numRecursions int
+	}{
+		{NoSharing, 4, 1}, {Cycle, 6, 3}, {Sequence, 6, 3}, {MiddleCycle, 8, 3}, {MiddleSequence, 8, 3},
+	} {
+		cfg := testConfig(tc.sharing, tc.numLayers, tc.numRecursions)
+		entries := SharingMap(cfg)
+		layerMap := cfg.LayerMap()
+		if len(entries) != cfg.NumLayers {
+			t.Errorf("%s: %d entries, want N_L = %d", tc.sharing, len(entries), cfg.NumLayers)
+			continue
+		}
+		for l, entry := range entries {
+			if entry.Unrolled != l || entry.Unique != layerMap[l] {
+				t.Errorf("%s: entry %d is unrolled %d → unique %d, LayerMap gives %d → %d",
+					tc.sharing, l, entry.Unrolled, entry.Unique, l, layerMap[l])
+			}
+		}
+	}
+}
+
+func TestDescribeSharingShowsTiedLayers(t *testing.T) {
+	cfg := testConfig(MiddleCycle, 8, 3)
+	cfg.ShareNorms = false
+	text := DescribeSharing(cfg)
+	for _, want := range []string{
+		"/layer_01 is tied across unrolled layers [1 3 5]",
+		"/layer_02 is tied across unrolled layers [2 4 6]",
+		"recursion 2, block layer 1",
+		"/unrolled_04",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("DescribeSharing output lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "/layer_00 is tied") || strings.Contains(text, "/unrolled_00") {
+		t.Errorf("DescribeSharing ties the unique first layer or gives it per-step norms:\n%s", text)
+	}
+}
+
+func TestVariableTreeListsShapes(t *testing.T) {
+	cfg := testConfig(Cycle, 4, 2)
+	store := seededStore(t, 15)
+	forwardLogits(t, testutil.Backend(t, "go"), store, cfg, ForwardOptions{}, [][]int32{{1, 2, 3}})
+	text := VariableTree(store)
+	for _, want := range []string{
+		"/layer_01/mlp/up_proj/weights", "(Float32)[32, 48]", "/embed_tokens/embeddings", "(Float32)[61, 32]",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("VariableTree output lacks %q:\n%s", want, text)
+		}
+	}
+	// 2 unique layers × 9 variables + embedding + final norm, plus the random-number state.
+	if want := "21 variables"; !strings.Contains(text, want) {
+		t.Errorf("VariableTree output lacks %q:\n%s", want, text)
+	}
 }
