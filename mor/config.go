@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/gomor/gomor/routers"
@@ -98,8 +99,9 @@ func DefaultConfig() Config {
 // LoadConfig reads a JSON config file. The file may name a preset to start
 // from with "base": "<preset>"; otherwise its fields are decoded on top of
 // DefaultConfig. Only the fields present in the file change, so a field given
-// as 0 stays 0. An unknown field is an error that names it. LoadConfig does not
-// call Validate.
+// as 0 stays 0. An unknown field is an error that names it. A config left
+// without a name (see ParseConfig) is named after the file, "model" for
+// model.json. LoadConfig does not call Validate.
 func LoadConfig(path string) (Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -109,10 +111,15 @@ func LoadConfig(path string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("config %s: %w", path, err)
 	}
+	if c.Name == "" {
+		c.Name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	}
 	return c, nil
 }
 
-// ParseConfig decodes a JSON config as LoadConfig does, from memory.
+// ParseConfig decodes a JSON config as LoadConfig does, from memory. When the
+// JSON changes fields of its base but gives no "name", the name of the base
+// no longer describes the model, so the result has an empty name.
 func ParseConfig(data []byte) (Config, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(data, &fields); err != nil {
@@ -138,6 +145,10 @@ func ParseConfig(data []byte) (Config, error) {
 	decoder.DisallowUnknownFields()
 	if err := decoder.Decode(&c); err != nil {
 		return Config{}, explainDecodeError(err)
+	}
+
+	if _, named := fields["name"]; !named && len(fields) > 0 {
+		c.Name = ""
 	}
 	return c, nil
 }

@@ -294,3 +294,24 @@ func TestConfigJSONRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadConfigNames(t *testing.T) {
+	cases := []struct {
+		content string
+		want    string
+	}{
+		{`{"base": "vanilla-tiny"}`, "vanilla-tiny"},
+		{`{"base": "vanilla-tiny", "num_layers": 4}`, "model"},
+		{`{"base": "vanilla-tiny", "num_layers": 4, "name": "four-layers"}`, "four-layers"},
+		{`{}`, "vanilla-tiny"},
+	}
+	for _, tc := range cases {
+		c, err := LoadConfig(writeConfigFile(t, tc.content))
+		if err != nil {
+			t.Fatalf("LoadConfig(%s): %v", tc.content, err)
+		}
+		if c.Name != tc.want {
+			t.Errorf("LoadConfig(%s).Name = %q, want %q", tc.content, c.Name, tc.want)
+		}
+	}
+}
