@@ -193,6 +193,10 @@ func (l LayerFLOPs) Total() float64 { return l.Linear + l.Attention }
 // heads, nothing for norms, softmax, routers, the embedding or the LM head,
 // and costs token-choice routing as perfectly balanced. For 360M at
 // N_ctx = 2048 it gives 833.6M (vanilla) and 555.6M (MoR, N_r = 3).
+//
+// NOTE: the paper costs only plain KV sharing. For the hybrid variant
+// (kv_strategy "shared-update"), whose active tokens compute fresh keys and
+// values, this keeps 4·D² with attention factor β_r, an extension of the rule.
 func ForwardFLOPsPerToken(c Config, opts FLOPsOptions) float64 {
 	var total float64
 	for _, layer := range PaperFLOPsBreakdown(c, opts) {
