@@ -25,8 +25,8 @@ type Provenance struct {
 	Finished    time.Time `json:"finished"`
 }
 
-// NewProvenance fills the command line, the commit of the working directory's repository
-// ("unknown" outside one, with "+dirty" when files differ from it) and the backend name.
+// NewProvenance fills the command line, the commit of the gomor checkout that holds the working
+// directory ("unknown" outside one, "+dirty" when tracked files differ from it) and the backend.
 func NewProvenance(backendName string, wall time.Duration) Provenance {
 	return Provenance{
 		Command:     os.Args,
@@ -38,12 +38,20 @@ func NewProvenance(backendName string, wall time.Duration) Provenance {
 }
 
 func gitCommit() string {
-	out, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	root, err := repositoryRoot()
+	if err != nil {
+		return "unknown"
+	}
+	revParse := exec.Command("git", "rev-parse", "HEAD")
+	revParse.Dir = root
+	out, err := revParse.Output()
 	if err != nil {
 		return "unknown"
 	}
 	commit := strings.TrimSpace(string(out))
-	if status, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(status) > 0 {
+	status := exec.Command("git", "status", "--porcelain", "--untracked-files=no")
+	status.Dir = root
+	if changes, err := status.Output(); err == nil && len(changes) > 0 {
 		commit += "+dirty"
 	}
 	return commit

@@ -60,3 +60,20 @@ func isGomorModule(goMod string) bool {
 	}
 	return false
 }
+
+// DataRoot returns the folder of the shared corpora, tokenizers and evaluation sets: $GOMOR_DATA,
+// else ../shared/data beside the repository checkout (where CI places it), else "".
+func DataRoot() string {
+	if data := os.Getenv("GOMOR_DATA"); data != "" {
+		return data
+	}
+	root, err := repositoryRoot()
+	if err != nil {
+		return ""
+	}
+	candidate := filepath.Join(filepath.Dir(root), "shared", "data")
+	if isDir(candidate) {
+		return candidate
+	}
+	return ""
+}
