@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,8 +55,13 @@ func (t *BPE) runWorkers(jobs int, work func(state *encoderState)) {
 // with the ids of each chunk in order. The ids slice is reused after emit
 // returns. An error from r or emit stops the stream and is returned.
 func (t *BPE) EncodeStream(r io.Reader, emit func(ids []int) error) error {
+	return t.encodeStream(r, streamChunkBytes, emit)
+}
+
+// encodeStream is EncodeStream with chunks of about chunkBytes.
+func (t *BPE) encodeStream(r io.Reader, chunkBytes int, emit func(ids []int) error) error {
 	workers := runtime.GOMAXPROCS(0)
-	reader := chunkReader{reader: r, tokenizer: t}
+	reader := chunkReader{reader: r, tokenizer: t, chunkBytes: chunkBytes}
 	results := make([][]int, 2*workers)
 	atStart := true
 
@@ -101,10 +107,11 @@ func (t *BPE) CountTokens(r io.Reader) (int64, error) {
 
 // chunkReader cuts a stream into chunks at safe boundaries.
 type chunkReader struct {
-	reader    io.Reader
-	tokenizer *BPE
-	pending   []byte // read but not yet returned
-	eof       bool
+	reader     io.Reader
+	tokenizer  *BPE
+	chunkBytes int
+	pending    []byte // read but not yet returned
+	eof        bool
 }
 
 // readChunks returns up to n chunks; none means the stream has ended.
@@ -127,7 +134,7 @@ func (c *chunkReader) readChunks(n int) ([]string, error) {
 func (c *chunkReader) readChunk() (string, error) {
 	searchFrom := 0
 	for {
-		if len(c.pending) >= streamChunkBytes {
+		if len(c.pending) >= c.chunkBytes {
 			if cut := c.tokenizer.lastSafeCut(c.pending, searchFrom); cut > 0 {
 				chunk := string(c.pending[:cut])
 				c.pending = append(c.pending[:0], c.pending[cut:]...)
@@ -149,10 +156,10 @@ func (c *chunkReader) readChunk() (string, error) {
 	}
 }
 
-// fill appends up to streamChunkBytes from the reader to pending.
+// fill appends up to chunkBytes from the reader to pending.
 func (c *chunkReader) fill() error {
 	start := len(c.pending)
-	c.pending = append(c.pending, make([]byte, streamChunkBytes)...)
+	c.pending = slices.Grow(c.pending, c.chunkBytes)[:start+c.chunkBytes]
 	n, err := io.ReadFull(c.reader, c.pending[start:])
 	c.pending = c.pending[:start+n]
 	switch {

@@ -1,0 +1,97 @@
+package datasets
+
+import (
+	"errors"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+// streamIDs encodes text with encodeStream in chunks of about chunkBytes.
+func streamIDs(t *testing.T, tokenizer *BPE, text string, chunkBytes int) []int {
+	t.Helper()
+	var ids []int
+	err := tokenizer.encodeStream(iotest.HalfReader(strings.NewReader(text)), chunkBytes, func(chunk []int) error {
+		ids = append(ids, chunk...)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("encodeStream: %v", err)
+	}
+	return ids
+}
+
+func TestEncodeStreamMatchesEncode(t *testing.T) {
+	tokenizer := loadGPT2ForTest(t)
+	text := readTestFile(t, filepath.Join(tokenizerTestDataDir(t), "text", "tinyshakespeare.txt"))
+	if testing.Short() {
+		text = text[:100000]
+	}
+	want := tokenizer.Encode(text)
+
+	for _, chunkBytes := range []int{1000, 64 << 10} {
+		if got := streamIDs(t, tokenizer, text, chunkBytes); !slices.Equal(got, want) {
+			t.Errorf("chunks of %d bytes: %d ids, differing from Encode's %d", chunkBytes, len(got), len(want))
+		}
+	}
+}
+
+// TestEncodeStreamHardCuts puts added tokens, whitespace runs, digits and
+// text without spaces at every distance from the chunk boundaries.
+func TestEncodeStreamHardCuts(t *testing.T) {
+	tokenizer := trainSmallBPE(t, 340)
+	var b strings.Builder
+	for i := range 300 {
+		b.WriteString(strings.Repeat(" ", i%5))
+		b.WriteString("word<|endoftext|>12\r\n\t")
+		b.WriteString(strings.Repeat("x", i%40))
+		b.WriteString("’s café\n\n")
+	}
+	text := b.String()
+	want := tokenizer.Encode(text)
+	for _, chunkBytes := range []int{1, 7, 16, 33, 100} {
+		if got := streamIDs(t, tokenizer, text, chunkBytes); !slices.Equal(got, want) {
+			t.Errorf("chunks of %d bytes: ids differ from Encode (%d vs %d ids)", chunkBytes, len(got), len(want))
+		}
+	}
+}
+
+func TestEncodeStreamPrefixSpace(t *testing.T) {
+	// With add_prefix_space, only the start of the whole text gets the space.
+	file := tinyTokenizerJSON(t)
+	file["pre_tokenizer"] = map[string]any{"type": "ByteLevel", "add_prefix_space": true, "use_regex": true}
+	tokenizer := parseMap(t, file)
+	text := strings.Repeat("then the these\n", 50)
+	want := tokenizer.Encode(text)
+	if got := streamIDs(t, tokenizer, text, 20); !slices.Equal(got, want) {
+		t.Errorf("stream with add_prefix_space: %v, want %v", got[:10], want[:10])
+	}
+	if first, _ := tokenizer.TokenBytes(want[0]); first[0] != ' ' {
+		t.Errorf("first token %q does not start with the prefix space", first)
+	}
+}
+
+func TestEncodeStreamErrors(t *testing.T) {
+	tokenizer := trainSmallBPE(t, 300)
+	readErr := errors.New("disk failed")
+	err := tokenizer.EncodeStream(iotest.ErrReader(readErr), func([]int) error { return nil })
+	if !errors.Is(err, readErr) {
+		t.Errorf("read error: got %v, want it wrapped", err)
+	}
+	stop := errors.New("stop")
+	err = tokenizer.EncodeStream(strings.NewReader("some text"), func([]int) error { return stop })
+	if !errors.Is(err, stop) {
+		t.Errorf("emit error: got %v, want it returned", err)
+	}
+}
+
+func TestCountTokens(t *testing.T) {
+	tokenizer := trainSmallBPE(t, 300)
+	text := "The cat's hats sat on the mat."
+	count, err := tokenizer.CountTokens(strings.NewReader(text))
+	if err != nil || count != int64(len(tokenizer.Encode(text))) {
+		t.Errorf("CountTokens = %d, %v; want %d", count, err, len(tokenizer.Encode(text)))
+	}
+}
