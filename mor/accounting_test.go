@@ -588,3 +588,31 @@ func TestCountParamsMatchesGraph(t *testing.T) {
 		})
 	}
 }
+
+// TestForwardFLOPsHybridKVSharing checks the extension of the rule to the
+// shared-update variant: full projections, attention factor β_r. At 360M with
+// N_r = 3 that is 22 linear-layer equivalents and 2 + 10·(1 + 2/3 + 1/3) = 22
+// attention equivalents.
+func TestForwardFLOPsHybridKVSharing(t *testing.T) {
+	c := mustPreset(t, "mor-ec-360m-r3")
+	c.KV = SharedKVUpdate
+	const d, ffn = 960.0, 2560.0
+	want := 22 * (2*(4*d*d+3*d*ffn) + 2*d*2048)
+
+	got := ForwardFLOPsPerToken(c, FLOPsOptions{ContextLength: paperContext})
+	if math.Abs(got-want) > 1e-6*want {
+		t.Errorf("ForwardFLOPsPerToken = %.0f, want %.0f", got, want)
+	}
+
+	// Executed at L = 256 on the tiny model: steps 2 and 3 compute K and V for
+	// their 170 and 85 tokens, and attend over all 256 keys.
+	tiny := mustPreset(t, "mor-ec-tiny-r3")
+	tiny.KV = SharedKVUpdate
+	executed := ExecutedFLOPsPerToken(tiny, FLOPsOptions{})
+	if executed.Projections != 9_424_896 {
+		t.Errorf("executed projections = %.1f, want 9,424,896 (as recursion-wise caching)", executed.Projections)
+	}
+	if math.Abs(executed.Attention-1_570_816) > 1e-3 {
+		t.Errorf("executed attention = %.1f, want 1,570,816 (as KV sharing)", executed.Attention)
+	}
+}
