@@ -9,7 +9,7 @@ type Candidate struct {
 	Config    string  // GOMLX_BACKEND syntax: "go", "xla:cpu", "xla:cuda"
 	Plugin    *Plugin // the PJRT plugin for XLA configurations; nil for pure Go
 	Available bool    // whether NewWithConfig(Config) is expected to succeed
-	Reason    string  // why it is unavailable; empty when available
+	Reason    string  // the cause when unavailable; empty when available
 }
 
 // Candidates lists pure Go, XLA CPU and XLA CUDA with whether each is available here.

@@ -41,7 +41,7 @@ func init() {
 }
 
 // quietKlog drops go-xla's klog info and warning lines, which repeat what the errors of this
-// package already say (a plugin that fails to load is logged as a warning, then returned as an
+// package already report (a plugin that fails to load is logged as a warning, then returned as an
 // error). klog's errors still reach stderr, through its default ERROR stderr threshold.
 func quietKlog() {
 	klog.LogToStderr(false)

@@ -27,7 +27,7 @@ const (
 	referenceTolerance = 1e-4
 )
 
-// parityWeights holds the input and the weights as [rows][columns] float32 matrices.
+// parityWeights contains the input and the weights as [rows][columns] float32 matrices.
 type parityWeights struct {
 	x, wq, wk, wv, wo, w1, w2 [][]float32
 }

@@ -16,7 +16,7 @@ type Plugin struct {
 	Path     string // absolute path of the shared library; empty when not found
 	APIMajor int    // PJRT C API version the plugin reports once loaded
 	APIMinor int
-	LoadErr  error // why loading failed; nil when it loaded or was not found
+	LoadErr  error // the loading failure; nil when the plugin loaded or was not found
 }
 
 // APIVersion formats the PJRT C API version as "major.minor".

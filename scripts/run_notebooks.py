@@ -20,7 +20,7 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 PANIC_MARKER = "panic:"
 
 # GoNB writes "exit status N" on stderr when a "!" shell command or the cell's program exits
-# non-zero; a failed shell command leaves no error output, so this line is the only sign of it.
+# non-zero. A failed shell command leaves no error output, so this line is the only sign of it.
 EXIT_STATUS = re.compile(r"^exit status [1-9][0-9]*$", re.MULTILINE)
 
 MAX_CONTEXT_LINES = 40

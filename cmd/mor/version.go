@@ -50,7 +50,7 @@ func runVersion(args []string) error {
 }
 
 // gitCommit returns the commit recorded by the Go toolchain, or, for builds with -buildvcs=false
-// (such as `go run` here), the HEAD of the repository in the current directory.
+// (set through GOFLAGS on some machines), the HEAD of the gomor checkout in the current directory.
 func gitCommit(info *debug.BuildInfo) string {
 	settings := map[string]string{}
 	for _, setting := range info.Settings {
