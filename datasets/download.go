@@ -20,7 +20,7 @@ import (
 
 // DownloadFile is one file of the standard corpora or tasks.
 type DownloadFile struct {
-	// Path is where the file goes under the data folder, with forward slashes.
+	// Path is the file's location under the data folder, with forward slashes.
 	// A mirror serves it at the same path under its base URL.
 	Path string
 	// URL is the upstream location used without a mirror; empty when the file
@@ -53,7 +53,7 @@ type Downloader struct {
 	Logf func(format string, args ...any)
 }
 
-// DownloadStatus says what Fetch did with a file.
+// DownloadStatus is the outcome of Fetch for one file.
 type DownloadStatus string
 
 const (

@@ -102,9 +102,9 @@ func (s *ShardSet) Close() error {
 	return firstErr
 }
 
-// IteratorPosition is where a BatchIterator stands: saving it with a
-// checkpoint and passing it to Restore makes training resume with exactly the
-// batches it would have seen.
+// IteratorPosition is the state of a BatchIterator between batches. Saving it
+// with a checkpoint and passing it to Restore makes training resume with
+// exactly the batches it would have seen.
 type IteratorPosition struct {
 	Seed    uint64 `json:"seed"`
 	Shuffle bool   `json:"shuffle"`
@@ -171,7 +171,7 @@ func (it *BatchIterator) Restore(position IteratorPosition) error {
 func (it *BatchIterator) Next(batch []int32) error {
 	rowLength := it.set.RowLength
 	if len(batch) != it.batchSize*rowLength {
-		return fmt.Errorf("batch iterator: batch holds %d tokens, expected %d×%d", len(batch), it.batchSize, rowLength)
+		return fmt.Errorf("batch iterator: batch has %d tokens, expected %d×%d", len(batch), it.batchSize, rowLength)
 	}
 	for b := range it.batchSize {
 		row := it.currentRow()

@@ -42,7 +42,7 @@ type PackOptions struct {
 	// to the validation split, read after the main source.
 	ValidationSource DocumentSource
 
-	// Workers is the number of goroutines that tokenize (runtime.NumCPU if zero).
+	// Workers is the number of goroutines that tokenize (GOMAXPROCS if zero).
 	// Tokenizer.Encode must be safe for concurrent use when Workers > 1.
 	Workers int
 
@@ -168,7 +168,7 @@ func (o PackOptions) rowsPerShard() int {
 
 func (o PackOptions) workers() int {
 	if o.Workers <= 0 {
-		return runtime.NumCPU()
+		return runtime.GOMAXPROCS(0)
 	}
 	return o.Workers
 }

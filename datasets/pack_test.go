@@ -503,3 +503,28 @@ func TestPackShakespeareWithGPT2(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPackGutenbergValidation packs the Gutenberg validation books with
+// the GPT-2 tokenizer into 1,024-token rows; the reported MB/s is text read.
+func BenchmarkPackGutenbergValidation(b *testing.B) {
+	dataDir := corpusTestDataDir(b)
+	tokenizer, err := LoadTokenizer(filepath.Join(dataDir, "tokenizers", "gpt2"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	corpus := filepath.Join(dataDir, "gutenberg", "val")
+	var bytesRead int64
+	for b.Loop() {
+		source, err := OpenCorpus(corpus, CorpusOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		result, err := Pack(source, tokenizer, b.TempDir(), PackOptions{SeqLen: 1024})
+		if err != nil {
+			b.Fatal(err)
+		}
+		bytesRead = result.Splits[SplitTrain].Bytes
+		b.ReportMetric(float64(result.Splits[SplitTrain].Tokens), "tokens/op")
+	}
+	b.SetBytes(bytesRead)
+}

@@ -268,7 +268,7 @@ func OpenShard(path string) (*Shard, error) {
 	}
 	if computed := crc.Sum32(); computed != header.PayloadCRC {
 		file.Close()
-		return nil, fmt.Errorf("shard %s: corrupt payload (CRC-32C %08x, header says %08x); repack the corpus", path, computed, header.PayloadCRC)
+		return nil, fmt.Errorf("shard %s: corrupt payload (CRC-32C %08x, header stores %08x); repack the corpus", path, computed, header.PayloadCRC)
 	}
 	return &Shard{Path: path, Header: header, file: file}, nil
 }
@@ -279,7 +279,7 @@ func (s *Shard) ReadRow(index int64, dst []int32) error {
 		return fmt.Errorf("shard %s: row %d out of range [0, %d)", s.Path, index, s.Header.RowCount)
 	}
 	if len(dst) != s.Header.RowLength {
-		return fmt.Errorf("shard %s: destination holds %d tokens, expected the row length %d", s.Path, len(dst), s.Header.RowLength)
+		return fmt.Errorf("shard %s: destination has %d tokens, expected the row length %d", s.Path, len(dst), s.Header.RowLength)
 	}
 
 	width := s.Header.TokenWidth

@@ -5,15 +5,15 @@ import (
 	"sort"
 )
 
-// Request asks a model for the log-likelihood of Continuation after Context,
-// as token ids. Context is never empty: a request without context text uses
+// Request is a log-likelihood query: the probability of Continuation after
+// Context, both token ids. Context is never empty: a request without context text uses
 // the EOS token as its context.
 type Request struct {
 	Context      []int
 	Continuation []int
 }
 
-// Result is a model's answer to a Request.
+// Result is a model's score for a Request.
 type Result struct {
 	// LogLikelihood is the sum over continuation tokens of log p(token | all before it), in nats.
 	LogLikelihood float64
@@ -28,7 +28,7 @@ type Scorer interface {
 	LogLikelihoods(requests []Request) ([]Result, error)
 }
 
-// TaskKind is how a task turns log-likelihoods into metrics.
+// TaskKind is the rule that turns a task's log-likelihoods into metrics.
 type TaskKind int
 
 const (
@@ -146,13 +146,13 @@ func EvaluateTask(task *Task, scorer Scorer, tokenizer Tokenizer, opts EvalOptio
 // selectItems returns the indices of the items to evaluate: all, or the first
 // limit items of each group.
 func selectItems(task *Task, limit int) []int {
-	taken := map[string]int{}
+	countPerGroup := map[string]int{}
 	var selected []int
 	for i, item := range task.Items {
-		if limit > 0 && taken[item.Group] >= limit {
+		if limit > 0 && countPerGroup[item.Group] >= limit {
 			continue
 		}
-		taken[item.Group]++
+		countPerGroup[item.Group]++
 		selected = append(selected, i)
 	}
 	return selected

@@ -14,13 +14,13 @@ import (
 	"strings"
 )
 
-// taskSpec is where a task's data lives and how it is read.
+// taskSpec is the location of a task's data and its reader.
 type taskSpec struct {
 	file string // name under the evaluation folder
 	load func(name, path string) (*Task, error)
 }
 
-// taskFiles lists the tasks LoadTask knows, under their lm-evaluation-harness
+// taskFiles lists the tasks LoadTask reads, under their lm-evaluation-harness
 // names. Multiple-choice contexts follow the harness's prompts: "Question:
 // ...\nAnswer:" for PIQA, ARC and BoolQ, the query as given for the others.
 var taskFiles = map[string]taskSpec{
@@ -91,7 +91,7 @@ func loadLambada(name, path string) (*Task, error) {
 type promptStyle func(query string) string
 
 // answerPrompt ends the query with "\nAnswer:", as the harness's PIQA, ARC and
-// BoolQ prompts do; a query that already ends in a newline keeps only one.
+// BoolQ prompts do. A query that already ends in a newline keeps only one.
 func answerPrompt(query string) string {
 	return strings.TrimRight(query, "\n") + "\nAnswer:"
 }
@@ -253,7 +253,7 @@ func loadBLiMP(name, path string) (*Task, error) {
 	return checkLoaded(task, path, nil)
 }
 
-// decodeTaskLine decodes one JSON line with a message that says how to fix it.
+// decodeTaskLine decodes one JSON line, with an error that tells how to fix it.
 func decodeTaskLine(line []byte, record any) error {
 	if err := json.Unmarshal(line, record); err != nil {
 		return fmt.Errorf("invalid JSON (%v): %s; fix or delete the line", err, abbreviate(string(line), 80))
@@ -277,7 +277,7 @@ func checkLoaded(task *Task, path string, err error) (*Task, error) {
 		return nil, fmt.Errorf("task %s: %w", task.Name, err)
 	}
 	if len(task.Items) == 0 {
-		return nil, fmt.Errorf("task %s: %s holds no items", task.Name, path)
+		return nil, fmt.Errorf("task %s: %s contains no items", task.Name, path)
 	}
 	return task, nil
 }

@@ -5,7 +5,7 @@ import (
 	"sort"
 )
 
-// itemOutcome is what one item contributes to the metrics.
+// itemOutcome is one item's contribution to the metrics.
 type itemOutcome struct {
 	group         string
 	correct       float64 // acc: 1 when the most likely choice is gold

@@ -10,7 +10,7 @@ import (
 // way lm-evaluation-harness builds them: white space at the end of the context
 // moves to the start of the continuation, and the continuation tokens are
 // encode(context+continuation) without the first len(encode(context)) tokens,
-// so that they are the tokens the model sees when reading the whole text. An
+// so that they are the tokens the model reads in the whole text. An
 // empty context becomes the single token EOS.
 func EncodePair(tokenizer Tokenizer, context, continuation string) (contextIDs, continuationIDs []int) {
 	trimmed := strings.TrimRightFunc(context, unicode.IsSpace)
@@ -22,13 +22,14 @@ func EncodePair(tokenizer Tokenizer, context, continuation string) (contextIDs, 
 	}
 	whole := tokenizer.Encode(context + continuation)
 	contextIDs = tokenizer.Encode(context)
-	if len(contextIDs) > len(whole) {
-		// NOTE: happens only if encoding a prefix yields more tokens than the
-		// whole text, which byte-level BPE does not do; the continuation is then
-		// encoded on its own.
-		return contextIDs, tokenizer.Encode(continuation)
+	if len(contextIDs) < len(whole) {
+		return contextIDs, whole[len(contextIDs):]
 	}
-	return contextIDs, whole[len(contextIDs):]
+
+	// NOTE: a context that ends inside a word can merge with the continuation
+	// into as few tokens as the context alone. The harness's rule then leaves no
+	// continuation token, so the continuation is encoded on its own instead.
+	return contextIDs, tokenizer.Encode(continuation)
 }
 
 // TruncateRequest drops context tokens from the left so that the model input,

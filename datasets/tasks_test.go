@@ -387,3 +387,40 @@ func TestEncodePairGPT2MatchesTiktoken(t *testing.T) {
 		}
 	}
 }
+
+// mergingTestTokenizer is the byte tokenizer plus the tokens "th" (301) and
+// "the" (300), matched longest first, so a context "th" merges with "e".
+type mergingTestTokenizer struct{ byteTestTokenizer }
+
+func (mergingTestTokenizer) Encode(text string) []int {
+	var ids []int
+	for i := 0; i < len(text); {
+		switch {
+		case strings.HasPrefix(text[i:], "the"):
+			ids, i = append(ids, 300), i+3
+		case strings.HasPrefix(text[i:], "th"):
+			ids, i = append(ids, 301), i+2
+		default:
+			ids, i = append(ids, int(text[i])), i+1
+		}
+	}
+	return ids
+}
+
+func TestEncodePairMergedBoundary(t *testing.T) {
+	context, continuation := EncodePair(mergingTestTokenizer{}, "th", "e cat")
+	if fmt.Sprint(context) != "[301]" {
+		t.Errorf("context = %v, expected [301] (\"th\")", context)
+	}
+	// encode("the cat") = [the, ' ', c, a, t] is longer than encode("th"), so
+	// the harness's rule applies and cuts after one token: the "e" merged into
+	// "the" is not scored, as in lm-evaluation-harness.
+	if fmt.Sprint(continuation) != "[32 99 97 116]" {
+		t.Errorf("continuation = %v, expected [32 99 97 116] (\" cat\")", continuation)
+	}
+
+	context, continuation = EncodePair(mergingTestTokenizer{}, "th", "e")
+	if fmt.Sprint(context) != "[301]" || fmt.Sprint(continuation) != "[101]" {
+		t.Errorf("merged boundary: context %v, continuation %v; expected [301] and [101] (\"e\" on its own)", context, continuation)
+	}
+}
