@@ -12,150 +12,167 @@ import (
 
 	"github.com/gomor/gomor/mor"
 	"github.com/gomor/gomor/routers"
+	"github.com/gomor/gomor/training"
 )
 
-// Files of a run directory that the ablation tables read.
+// Keys of Run.Eval, the flattened evaluation results of a run. Keep every
+// name here, so that a change of the evaluation format is one edit.
 const (
-	// RunConfigFile is the model configuration of a run, a mor.Config in JSON.
-	RunConfigFile = "config.json"
-	// RunEvalFile is the evaluation summary of a run: a JSON object whose numeric
-	// leaves are read under the Eval* keys below.
-	RunEvalFile = "eval.json"
-	// RunMetricsFile is the training log, one JSON object per line.
-	RunMetricsFile = "metrics.jsonl"
+	// EvalNLL is the validation NLL with sequence-level top-k routing, the mode of PaperRows.
+	EvalNLL = "top-k/nll"
+	// EvalCausalNLL is the validation NLL with causal routing (routed models only).
+	EvalCausalNLL = "causal/nll"
+	// EvalDeadTokenRatio is the top-k dead-token ratio over the validation rows.
+	EvalDeadTokenRatio = "top-k/dead_token_ratio"
+	// EvalSamplingAccuracy, EvalMaxVio and EvalEntropy come from the last
+	// record of metrics.jsonl, so they are measured on a training batch.
+	EvalSamplingAccuracy = "train/sampling_accuracy"
+	EvalMaxVio           = "train/max_vio"
+	EvalEntropy          = "train/entropy"
 )
 
-// Keys of the flattened evaluation summary (nested objects joined with "/")
-// that the ablation tables show. Keep every name here so that a change of the
-// evaluation format is one edit.
-const (
-	EvalNLL              = "top-k/nll"  // validation NLL with sequence-level top-k routing, the mode of PaperRows
-	EvalCausalNLL        = "causal/nll" // validation NLL with causal routing
-	EvalDeadTokenRatio   = "top-k/dead_token_ratio"
-	EvalSamplingAccuracy = "top-k/sampling_accuracy"
-	EvalMaxVio           = "top-k/max_vio"
-	EvalEntropy          = "top-k/entropy"
-	// EvalPlainNLL is the NLL of a model without routing, which has one mode only.
-	EvalPlainNLL = "nll"
-)
+// EvalDepthNLL returns the Run.Eval key of the top-k NLL with the recursion capped at maxDepth steps.
+func EvalDepthNLL(maxDepth int) string { return fmt.Sprintf("top-k/depth-%d/nll", maxDepth) }
 
-// Run is a finished training run read from its directory.
+// Run is a training run read from its directory.
 type Run struct {
 	Name   string             `json:"name"` // the directory's base name
 	Dir    string             `json:"dir"`
 	Config mor.Config         `json:"config"`
 	Setup  Setup              `json:"setup"`
-	Eval   map[string]float64 `json:"eval"` // flattened numeric leaves of eval.json; empty when the file is missing
+	Eval   map[string]float64 `json:"eval"` // see the Eval* keys; empty when the run was not evaluated
 }
 
-// Metric returns a flattened evaluation value and whether the run has it.
+// Metric returns an evaluation value and whether the run has it.
 func (r Run) Metric(key string) (float64, bool) {
 	value, ok := r.Eval[key]
 	return value, ok
 }
 
-// NLL returns the run's validation NLL with top-k routing, as in PaperRows, or its
-// plain NLL when it has no routing; NaN when neither was evaluated.
+// NLL returns the run's validation NLL with top-k routing, as in PaperRows,
+// or NaN when the run was not evaluated.
 func (r Run) NLL() float64 {
 	if value, ok := r.Eval[EvalNLL]; ok {
-		return value
-	}
-	if value, ok := r.Eval[EvalPlainNLL]; ok {
 		return value
 	}
 	return math.NaN()
 }
 
-// ReadRun reads the configuration and evaluation summary of a run directory.
-// The configuration comes from config.json, or else from the newest
-// checkpoint's state.json ("model" field). A missing eval.json leaves Eval empty.
+// DepthNLL returns the top-k NLL with the recursion capped at 1..N_r steps
+// (index d−1; N_r is the uncapped NLL), NaN where the run has no such result.
+func (r Run) DepthNLL() []float64 {
+	numRecursions := max(r.Config.NumRecursions, 1)
+	values := make([]float64, numRecursions)
+	for d := 1; d <= numRecursions; d++ {
+		values[d-1] = metricOrNaN(r, EvalDepthNLL(d))
+	}
+	if math.IsNaN(values[numRecursions-1]) {
+		values[numRecursions-1] = r.NLL()
+	}
+	return values
+}
+
+// ReadRun reads a run directory written by `mor train`: the model
+// configuration from run.json, the validation results from the eval.json of
+// the newest evaluated checkpoint, and the router metrics of the last record
+// of metrics.jsonl. A run without eval.json or metrics.jsonl has fewer Eval entries.
 func ReadRun(dir string) (Run, error) {
-	config, err := readRunConfig(dir)
+	info, err := training.ReadRunInfo(dir)
 	if err != nil {
 		return Run{}, err
 	}
-	run := Run{Name: filepath.Base(filepath.Clean(dir)), Dir: dir, Config: config, Setup: SetupFromConfig(config), Eval: map[string]float64{}}
+	run := Run{Name: filepath.Base(filepath.Clean(dir)), Dir: dir, Config: info.Config, Setup: SetupFromConfig(info.Config),
+		Eval: map[string]float64{}}
 
-	data, err := os.ReadFile(filepath.Join(dir, RunEvalFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return run, nil
+	if path, found := newestEvalFile(dir); found {
+		if err := addEvalReport(path, run.Eval); err != nil {
+			return Run{}, err
+		}
 	}
-	if err != nil {
-		return Run{}, fmt.Errorf("reading run %s: %w", dir, err)
+	records, err := ReadMetricsLog(filepath.Join(dir, RunMetricsFile))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return Run{}, err
 	}
-	var summary any
-	if err := json.Unmarshal(data, &summary); err != nil {
-		return Run{}, fmt.Errorf("run %s: %s is not valid JSON: %w", dir, RunEvalFile, err)
+	if len(records) > 0 {
+		addTrainingMetrics(records[len(records)-1], info.Config, run.Eval)
 	}
-	flattenNumbers("", summary, run.Eval)
 	return run, nil
 }
 
-func readRunConfig(dir string) (mor.Config, error) {
-	path := filepath.Join(dir, RunConfigFile)
-	if _, err := os.Stat(path); err == nil {
-		return mor.LoadConfig(path)
-	}
+// RunMetricsFile is the training log inside a run directory.
+const RunMetricsFile = "metrics.jsonl"
 
-	statePath, err := latestCheckpointState(dir)
-	if err != nil {
-		return mor.Config{}, fmt.Errorf("run %s has no %s and no readable checkpoint: %w", dir, RunConfigFile, err)
-	}
-	data, err := os.ReadFile(statePath)
-	if err != nil {
-		return mor.Config{}, fmt.Errorf("reading run state: %w", err)
-	}
-	var state struct {
-		Model json.RawMessage `json:"model"`
-	}
-	if err := json.Unmarshal(data, &state); err != nil || len(state.Model) == 0 {
-		return mor.Config{}, fmt.Errorf("run state %s has no \"model\" configuration (JSON error: %v)", statePath, err)
-	}
-	return mor.ParseConfig(state.Model)
-}
-
-// latestCheckpointState returns the state.json of the checkpoint named by
-// checkpoints/latest, or else of the last checkpoint directory in name order.
-func latestCheckpointState(dir string) (string, error) {
+// newestEvalFile returns the eval.json of the checkpoint named by
+// checkpoints/latest, or else of the newest checkpoint that has one.
+func newestEvalFile(dir string) (string, bool) {
 	root := filepath.Join(dir, "checkpoints")
+	var candidates []string
 	if latest, err := os.ReadFile(filepath.Join(root, "latest")); err == nil {
-		path := filepath.Join(root, strings.TrimSpace(string(latest)), "state.json")
+		candidates = append(candidates, filepath.Join(root, strings.TrimSpace(string(latest)), training.EvalFile))
+	}
+	matches, _ := filepath.Glob(filepath.Join(root, "step-*", training.EvalFile))
+	sort.Sort(sort.Reverse(sort.StringSlice(matches))) // zero-padded step numbers sort by name
+	candidates = append(candidates, matches...)
+	for _, path := range candidates {
 		if _, err := os.Stat(path); err == nil {
-			return path, nil
+			return path, true
 		}
 	}
-	matches, err := filepath.Glob(filepath.Join(root, "step-*", "state.json"))
-	if err != nil || len(matches) == 0 {
-		return "", fmt.Errorf("no checkpoints/step-*/state.json under %s", dir)
-	}
-	sort.Strings(matches)
-	return matches[len(matches)-1], nil
+	return "", false
 }
 
-// flattenNumbers stores every numeric leaf of a decoded JSON value under its
-// path, object keys and array indices joined with "/"; null becomes NaN.
-func flattenNumbers(prefix string, value any, out map[string]float64) {
-	join := func(key string) string {
-		if prefix == "" {
-			return key
-		}
-		return prefix + "/" + key
+// addEvalReport stores each NLL result of an eval.json under "<routing>/nll",
+// or "<routing>/depth-<d>/nll" for a depth cap d, with its dead-token ratio.
+func addEvalReport(path string, eval map[string]float64) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("reading evaluation: %w", err)
 	}
-	switch v := value.(type) {
-	case float64:
-		out[prefix] = v
-	case nil:
-		if prefix != "" {
-			out[prefix] = math.NaN()
+	var report training.EvalReport
+	if err := json.Unmarshal(data, &report); err != nil {
+		return fmt.Errorf("%s is not a valid evaluation report: %w", path, err)
+	}
+	for _, result := range report.NLL {
+		if result.Error != "" {
+			continue
 		}
-	case map[string]any:
-		for key, item := range v {
-			flattenNumbers(join(key), item, out)
+		prefix := string(result.Routing)
+		if result.MaxDepth > 0 {
+			prefix = fmt.Sprintf("%s/depth-%d", result.Routing, result.MaxDepth)
 		}
-	case []any:
-		for i, item := range v {
-			flattenNumbers(join(fmt.Sprint(i)), item, out)
+		eval[prefix+"/nll"] = result.NLL
+		if result.DeadTokenRatio != nil {
+			eval[prefix+"/dead_token_ratio"] = *result.DeadTokenRatio
 		}
+	}
+	return nil
+}
+
+// addTrainingMetrics stores the router metrics of one training-log record.
+// The sampling accuracy is the mean over steps weighted by each step's
+// number of candidates, which is β_{r−1}·L for top-k routing (β_0 = 1), so it
+// counts every candidate once like the per-step definition.
+func addTrainingMetrics(record MetricsRecord, config mor.Config, eval map[string]float64) {
+	if accuracies, ok := record.Vector(MetricSamplingAccuracy); ok && config.Router != nil {
+		capacities := config.Router.EffectiveCapacities(config.NumRecursions)
+		weighted, total := 0.0, 0.0
+		for step, accuracy := range accuracies {
+			weight := 1.0
+			if step > 0 && step-1 < len(capacities) {
+				weight = capacities[step-1]
+			}
+			weighted += weight * accuracy
+			total += weight
+		}
+		if total > 0 {
+			eval[EvalSamplingAccuracy] = weighted / total
+		}
+	}
+	if maxVio, ok := record.Scalar(MetricMaxVio); ok {
+		eval[EvalMaxVio] = maxVio
+	}
+	if entropy, ok := record.Scalar(MetricEntropy); ok {
+		eval[EvalEntropy] = entropy
 	}
 }
 
@@ -198,8 +215,8 @@ func SetupFromConfig(c mor.Config) Setup {
 }
 
 // ReadRuns reads every run directory directly under root (a directory with
-// config.json or checkpoints/), sorted by name. Subdirectories that are not
-// runs are skipped; a run that fails to read is an error.
+// run.json), sorted by name. Subdirectories that are not runs are skipped,
+// and a run that fails to read is an error.
 func ReadRuns(root string) ([]Run, error) {
 	entries, err := os.ReadDir(root)
 	if err != nil {
@@ -222,12 +239,8 @@ func ReadRuns(root string) ([]Run, error) {
 }
 
 func isRunDir(dir string) bool {
-	for _, name := range []string{RunConfigFile, "checkpoints"} {
-		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
-			return true
-		}
-	}
-	return false
+	_, err := os.Stat(filepath.Join(dir, training.RunInfoFile))
+	return err == nil
 }
 
 // AblationRow is one run of an ablation table with the PaperRows it mirrors.

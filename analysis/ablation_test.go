@@ -8,24 +8,40 @@ import (
 	"testing"
 
 	"github.com/gomor/gomor/mor"
+	"github.com/gomor/gomor/training"
 )
 
-func writeRun(t *testing.T, root, name, config, eval string) string {
+// writeRun writes a run directory as `mor train` does: run.json with the
+// preset's config, and, when results is not nil, an eval.json in the newest
+// checkpoint plus a one-record metrics.jsonl.
+func writeRun(t *testing.T, root, name, preset string, results []training.NLLResult, metricsLine string) string {
 	t.Helper()
+	config, err := mor.Preset(preset)
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := filepath.Join(root, name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, "checkpoints", "step-00000010"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, RunConfigFile), []byte(config), 0o644); err != nil {
+	if err := training.WriteJSON(filepath.Join(dir, training.RunInfoFile), training.RunInfo{Preset: preset, Config: config}); err != nil {
 		t.Fatal(err)
 	}
-	if eval != "" {
-		if err := os.WriteFile(filepath.Join(dir, RunEvalFile), []byte(eval), 0o644); err != nil {
+	if results != nil {
+		report := training.EvalReport{Model: config, NLL: results}
+		if err := training.WriteJSON(filepath.Join(dir, "checkpoints", "step-00000010", training.EvalFile), report); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if metricsLine != "" {
+		if err := os.WriteFile(filepath.Join(dir, RunMetricsFile), []byte(metricsLine+"\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return dir
 }
+
+func ratioPointer(x float64) *float64 { return &x }
 
 func TestSetupFromPresetsMatchesPaperRows(t *testing.T) {
 	cases := []struct {
@@ -116,10 +132,17 @@ func TestPaperRowsAreConsistent(t *testing.T) {
 
 func TestReadRunsAndAblationTable(t *testing.T) {
 	root := t.TempDir()
-	writeRun(t, root, "b-recursive", `{"base": "recursive-tiny-r3"}`, `{"nll": 3.9}`)
-	writeRun(t, root, "a-mor", `{"base": "mor-ec-tiny-r3"}`,
-		`{"top-k": {"nll": 3.7, "dead_token_ratio": 0.01, "sampling_accuracy": 0.97}, "causal": {"nll": 3.8}}`)
-	writeRun(t, root, "c-no-eval", `{"base": "vanilla-tiny"}`, "")
+	writeRun(t, root, "b-recursive", "recursive-tiny-r3", []training.NLLResult{
+		{Routing: training.SequenceTopK, NLL: 3.9},
+		{Routing: training.SequenceTopK, MaxDepth: 1, NLL: 4.4},
+		{Routing: training.SequenceTopK, MaxDepth: 2, NLL: 4.1},
+	}, "")
+	writeRun(t, root, "a-mor", "mor-ec-tiny-r3", []training.NLLResult{
+		{Routing: training.SequenceTopK, NLL: 3.7, DeadTokenRatio: ratioPointer(0.01)},
+		{Routing: training.CausalRouting, NLL: 3.8, DeadTokenRatio: ratioPointer(0.2)},
+		{Routing: training.SequenceTopK, MaxDepth: 1, NLL: 0, Error: "failed"},
+	}, `{"step": 10, "lm_loss": 3.6, "metrics": {"sampling_accuracy": [0.9, 1.0, 0.7]}}`)
+	writeRun(t, root, "c-no-eval", "vanilla-tiny", nil, "")
 	if err := os.MkdirAll(filepath.Join(root, "not-a-run"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -131,19 +154,28 @@ func TestReadRunsAndAblationTable(t *testing.T) {
 	if len(runs) != 3 || runs[0].Name != "a-mor" || runs[2].Name != "c-no-eval" {
 		t.Fatalf("runs %v, want a-mor, b-recursive, c-no-eval", runNames(runs))
 	}
+	if _, found := runs[0].Metric(EvalDepthNLL(1)); found {
+		t.Errorf("a result with an error was stored")
+	}
+	depthNLL := runs[1].DepthNLL()
+	if len(depthNLL) != 3 || depthNLL[0] != 4.4 || depthNLL[1] != 4.1 || depthNLL[2] != 3.9 {
+		t.Errorf("b-recursive NLL per depth cap %v, want [4.4 4.1 3.9]", depthNLL)
+	}
 
 	rows := AblationTable(runs)
 	assertClose(t, "a-mor NLL", rows[0].NLL, 3.7, 0)
 	assertClose(t, "a-mor causal NLL", rows[0].CausalNLL, 3.8, 0)
 	assertClose(t, "a-mor dead-token ratio", rows[0].DeadTokenRatio, 0.01, 0)
-	assertClose(t, "b-recursive NLL (plain key)", rows[1].NLL, 3.9, 0)
+	// Candidates per step are L, L and 2L/3, so the weights are 1, 1 and 2/3.
+	assertClose(t, "a-mor sampling accuracy", rows[0].SamplingAccuracy, (0.9+1.0+0.7*2.0/3.0)/(2+2.0/3.0), 1e-12)
+	assertClose(t, "b-recursive NLL", rows[1].NLL, 3.9, 0)
 	assertClose(t, "c-no-eval NLL", rows[2].NLL, math.NaN(), 0)
 	if len(rows[0].Paper) != 2 {
 		t.Errorf("a-mor mirrors %d paper rows, want 2 (Table 3 and Table 13)", len(rows[0].Paper))
 	}
 
 	markdown := AblationMarkdown(rows)
-	for _, want := range []string{"| a-mor |", "3.7000", "1.0%", "97.0%", "paper Table 13", "2.8667", "arXiv 2507.10524"} {
+	for _, want := range []string{"| a-mor |", "3.7000", "1.0%", "paper Table 13", "2.8667", "arXiv 2507.10524"} {
 		if !strings.Contains(markdown, want) {
 			t.Errorf("Markdown table lacks %q:\n%s", want, markdown)
 		}
@@ -154,31 +186,17 @@ func TestReadRunsAndAblationTable(t *testing.T) {
 	parseXML(t, paper)
 }
 
-func TestReadRunFromCheckpointState(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "run")
-	state := filepath.Join(dir, "checkpoints", "step-00000010")
-	if err := os.MkdirAll(state, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(state, "state.json"), []byte(`{"step": 10, "model": {"base": "mor-tc-tiny-r3"}}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	run, err := ReadRun(dir)
-	if err != nil {
-		t.Fatalf("ReadRun: %v", err)
-	}
-	if run.Setup.Router != RouterTokenChoice || run.Setup.NumRecursions != 3 {
-		t.Errorf("setup %+v, want token-choice with N_r = 3", run.Setup)
-	}
-}
-
 func TestReadRunErrors(t *testing.T) {
-	if _, err := ReadRun(t.TempDir()); err == nil || !strings.Contains(err.Error(), RunConfigFile) {
-		t.Errorf("empty directory: error %v, want one naming %s", err, RunConfigFile)
+	if _, err := ReadRun(t.TempDir()); err == nil || !strings.Contains(err.Error(), training.RunInfoFile) {
+		t.Errorf("empty directory: error %v, want one naming %s", err, training.RunInfoFile)
 	}
-	dir := writeRun(t, t.TempDir(), "bad-eval", `{"base": "vanilla-tiny"}`, "{not json")
-	if _, err := ReadRun(dir); err == nil || !strings.Contains(err.Error(), RunEvalFile) {
-		t.Errorf("broken eval.json: error %v, want one naming %s", err, RunEvalFile)
+	dir := writeRun(t, t.TempDir(), "bad-eval", "vanilla-tiny", nil, "")
+	path := filepath.Join(dir, "checkpoints", "step-00000010", training.EvalFile)
+	if err := os.WriteFile(path, []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadRun(dir); err == nil || !strings.Contains(err.Error(), "eval.json") {
+		t.Errorf("broken eval.json: error %v, want one naming eval.json", err)
 	}
 }
 

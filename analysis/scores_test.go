@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gomor/gomor/mor"
 )
 
 // scoredTrace is a 4-token trace, N_r = 3, with hand-chosen scores:
@@ -149,5 +151,19 @@ func TestReadMetricsLogNamesBadLine(t *testing.T) {
 	_, err := ReadMetricsLog(path)
 	if err == nil || !strings.Contains(err.Error(), "line 2") {
 		t.Errorf("error %v, want one naming line 2", err)
+	}
+}
+
+func TestMetricNamesFollowModel(t *testing.T) {
+	names := map[string][2]string{
+		"token loads":       {MetricRouterLoad, mor.MetricTokenLoads},
+		"MaxVio":            {MetricMaxVio, mor.MetricMaxVio},
+		"entropy":           {MetricEntropy, mor.MetricEntropy},
+		"sampling accuracy": {MetricSamplingAccuracy, mor.MetricSamplingAccuracy},
+	}
+	for metric, pair := range names {
+		if pair[0] != pair[1] {
+			t.Errorf("%s: analysis reads %q but the model logs %q", metric, pair[0], pair[1])
+		}
 	}
 }
