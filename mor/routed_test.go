@@ -776,3 +776,113 @@ func copyStoreToLocal(t testing.TB, store *model.Store) *model.Store {
 	}
 	return copied
 }
+
+// TestCapacityWarmup checks the cosine warm-up on the masked path: at step 0
+// every candidate continues (capacity 1), halfway step 3 keeps
+// floor((1/3 + 2/3·½)·L) tokens, and after the warm-up the result equals the
+// compacted path at the final capacities.
+func TestCapacityWarmup(t *testing.T) {
+	b := testutil.Backend(t, "go")
+	router := expertRouter()
+	router.CapacityWarmupSteps = 100
+	cfg := routedTestConfig(3, RecursionWiseKV, router)
+	batch, length := 2, 9
+	hidden := randomHidden(15, batch, length, cfg.DModel)
+	store := newRoutedStore(t)
+
+	run := func(globalStep int64) []*tensors.Tensor {
+		fn := func(scope *model.Scope, inputs []*graph.Node) []*graph.Node {
+			x, step := inputs[0], inputs[1]
+			positions := graph.Iota(x.Graph(), shapes.Make(dtypes.Int32, batch, length), 1)
+			out := routedRecursion(RecursionInput{Scope: scope, Config: cfg, Hidden: x, Positions: positions,
+				Options: ForwardOptions{Training: true, GlobalStep: step}, Block: NewBlockFunc(scope, cfg)})
+			return hiddenDepthActive(out)
+		}
+		exec, err := model.NewExec(b, store, fn)
+		if err != nil {
+			t.Fatalf("creating the executor failed: %v", err)
+		}
+		outputs, err := exec.Exec(hidden, globalStep)
+		if err != nil {
+			t.Fatalf("running the warm-up recursion at step %d failed: %v", globalStep, err)
+		}
+		return outputs
+	}
+	activeCounts := func(outputs []*tensors.Tensor) []int {
+		counts := make([]int, 3)
+		for r := range 3 {
+			for _, active := range tensors.MustCopyFlatData[bool](outputs[2+r]) {
+				if active {
+					counts[r]++
+				}
+			}
+		}
+		return counts
+	}
+
+	// Per row: step 0 → 9, 9, 9; step 50 → 9, floor((2/3 + 1/6)·9) = 7, floor((1/3 + 1/3)·9) = 6;
+	// step 100 and later → 9, 6, 3. Two rows double each count.
+	for _, tc := range []struct {
+		step int64
+		want []int
+	}{{0, []int{18, 18, 18}}, {50, []int{18, 14, 12}}, {200, []int{18, 12, 6}}} {
+		if got := activeCounts(run(tc.step)); !slices.Equal(got, tc.want) {
+			t.Errorf("training step %d: active tokens per recursion step %v, want %v", tc.step, got, tc.want)
+		}
+	}
+
+	afterWarmup := run(200)
+	compacted := execRecursion(t, b, store, cfg, ForwardOptions{Training: true}, hidden, hiddenDepthActive)
+	assertClose(t, "hidden state after warm-up against the compacted path", flat32(afterWarmup[0]), flat32(compacted[0]), routedTolerance)
+}
+
+// TestRandomRouter checks the random-routing ablation: no router variables,
+// gates in [0, α), exact counts, and no router losses.
+func TestRandomRouter(t *testing.T) {
+	b := testutil.Backend(t, "go")
+	router := expertRouter()
+	router.RandomRouter = true
+	cfg := routedTestConfig(3, RecursionWiseKV, router)
+	store := newRoutedStore(t)
+	var lossNames []string
+	outputs := execRecursion(t, b, store, cfg, ForwardOptions{Training: true}, randomHidden(16, 2, 6, cfg.DModel),
+		func(out RecursionOutput) []*graph.Node {
+			for name := range out.Losses {
+				lossNames = append(lossNames, name)
+			}
+			return append(hiddenDepthActive(out), out.Steps[0].Scores)
+		})
+
+	for variable := range store.IterVariables() {
+		if strings.HasPrefix(variable.Path(), "/router/") {
+			t.Errorf("the random router created variable %s", variable.Path())
+		}
+	}
+	for i, score := range flat32(outputs[5]) {
+		if score < 0 || score >= 1 {
+			t.Errorf("random score %d is %v, want it in [0, 1)", i, score)
+		}
+	}
+	if len(lossNames) != 0 {
+		t.Errorf("the random router reports losses %v, want none", lossNames)
+	}
+	checkDepthCounts(t, tensors.MustCopyFlatData[int32](outputs[1]), 2, 6, []int{6, 4, 2})
+}
+
+// checkDepthCounts checks that each row has counts[r] tokens of depth ≥ r+1.
+func checkDepthCounts(t *testing.T, depth []int32, batch, length int, counts []int) {
+	t.Helper()
+	for row := range batch {
+		for r, want := range counts {
+			got := 0
+			for _, d := range depth[row*length : (row+1)*length] {
+				if int(d) > r {
+					got++
+				}
+			}
+			if got != want {
+				t.Errorf("row %d has %d tokens of depth ≥ %d, want %d", row, got, r+1, want)
+			}
+		}
+	}
+}
