@@ -391,3 +391,34 @@ func TestOpenCorpusFolderOrder(t *testing.T) {
 		t.Errorf("texts = %q, expected %q", texts, expected)
 	}
 }
+
+func TestTextPartsTokenizeLikeWhole(t *testing.T) {
+	dataDir := corpusTestDataDir(t)
+	tokenizer, err := LoadTokenizer(filepath.Join(dataDir, "tokenizers", "gpt2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dataDir, "text", "tinyshakespeare.txt")
+	source, err := OpenCorpus(path, CorpusOptions{MaxPartBytes: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := readAllDocuments(t, source)
+	if len(docs) < 200 {
+		t.Fatalf("%d parts of at most about 4 KiB, expected over 200", len(docs))
+	}
+
+	var fromParts []int
+	for _, doc := range docs {
+		fromParts = append(fromParts, tokenizer.Encode(doc.Text)...)
+	}
+	whole := tokenizer.Encode(joinParts(t, docs)[path])
+	if len(fromParts) != len(whole) {
+		t.Fatalf("parts give %d tokens, the whole text %d", len(fromParts), len(whole))
+	}
+	for i := range whole {
+		if fromParts[i] != whole[i] {
+			t.Fatalf("token %d: parts give %d, the whole text %d", i, fromParts[i], whole[i])
+		}
+	}
+}

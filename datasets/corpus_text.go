@@ -112,10 +112,16 @@ func (s *textFileSource) Next() (Document, error) {
 	}
 
 	maxBytes := s.opts.maxPartBytes()
+	if head, found := cutAtPartBoundary(s.pending, maxBytes); found {
+		s.pending = s.pending[len(head):]
+		s.partsOut++
+		return Document{ID: s.path, Text: head, Partial: true}, nil
+	}
+
 	var part strings.Builder
 	part.WriteString(s.pending)
 	s.pending = ""
-	for !s.done && part.Len() < maxBytes {
+	for !s.done && !(part.Len() >= maxBytes && s.atPartBoundary(part.String())) {
 		segment, err := s.readSegment()
 		if errors.Is(err, io.EOF) {
 			s.done = true
@@ -138,6 +144,40 @@ func (s *textFileSource) Next() (Document, error) {
 	}
 	s.partsOut++
 	return Document{ID: s.path, Text: part.String(), Partial: !s.done}, nil
+}
+
+// atPartBoundary reports whether the text may be cut between part and what
+// follows without changing its tokenization: part ends in a non-space byte and
+// "\n", and the next byte is not white space. The GPT-2 pre-tokenizer pattern,
+// which byte-level BPE tokenizers use, then makes that "\n" a pre-token of its
+// own in the whole text too, and BPE merges never cross pre-tokens. Parts grow
+// past 2×MaxPartBytes only in text without such a boundary.
+func (s *textFileSource) atPartBoundary(part string) bool {
+	if len(part) >= 2*s.opts.maxPartBytes() {
+		return true
+	}
+	n := len(part)
+	if n < 2 || part[n-1] != '\n' || isWhiteSpaceByte(part[n-2]) || s.pendingCR {
+		return false
+	}
+	next, err := s.reader.Peek(1)
+	return err != nil || !isWhiteSpaceByte(next[0])
+}
+
+// cutAtPartBoundary returns the first part of text, at least minBytes long, that
+// ends at a boundary as atPartBoundary defines it, and whether there is one
+// before the end of text.
+func cutAtPartBoundary(text string, minBytes int) (string, bool) {
+	for i := max(minBytes, 2); i < len(text); i++ {
+		if text[i-1] == '\n' && !isWhiteSpaceByte(text[i-2]) && !isWhiteSpaceByte(text[i]) {
+			return text[:i], true
+		}
+	}
+	return "", false
+}
+
+func isWhiteSpaceByte(b byte) bool {
+	return b == ' ' || b == '\t' || b == '\n' || b == '\r' || b == '\v' || b == '\f'
 }
 
 func (s *textFileSource) Close() error {
