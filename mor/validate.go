@@ -222,10 +222,10 @@ func (v *validator) checkRouter(c Config) {
 	}
 	switch c.Sharing {
 	case NoSharing:
-		v.add("router.kind", quote(string(router.Kind)), `is set, but sharing is "none" and there is no recursion to route`,
+		v.add("router", quote(string(router.Kind)), `is set, but sharing is "none" and there is no recursion to route`,
 			`remove "router" for a vanilla model, or use sharing "middle-cycle" with num_recursions ≥ 2`)
 	case Sequence, MiddleSequence:
-		v.add("router.kind", quote(string(router.Kind)), fmt.Sprintf("is set, but routing is not defined for %s sharing, which has no recursion block", c.Sharing),
+		v.add("router", quote(string(router.Kind)), fmt.Sprintf("is set, but routing is not defined for %s sharing, which has no recursion block", c.Sharing),
 			`use sharing "middle-cycle" or "cycle" for a MoR model, or remove "router"`)
 	}
 
