@@ -86,10 +86,10 @@ func routedSteps(in RecursionInput) int {
 
 // kvAttention returns the block attention settings of step r under the
 // model's KV strategy. Recursion-wise caching needs nothing beyond the
-// tokens the block receives (and keyMask on the masked path). Recursive KV
+// tokens the block receives, plus keyMask on the masked path. Recursive KV
 // sharing runs step 1 with ReturnKV and makes steps ≥ 2 attend to those
-// keys and values, skipping their own K/V projections; the hybrid variant
-// lets the step's active tokens (keyMask, when set) overwrite their slots.
+// keys and values, so they skip their own K/V projections. In the hybrid
+// variant the step's active tokens (keyMask, when set) also overwrite their slots.
 func kvAttention(strategy KVStrategy, r int, firstStepKV []LayerKV, keyMask *graph.Node) BlockAttention {
 	attention := BlockAttention{Step: r, KeyMask: keyMask}
 	sharing := strategy == SharedKV || strategy == SharedKVUpdate

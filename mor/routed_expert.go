@@ -13,9 +13,10 @@ import (
 // of that step scores the candidates (the tokens selected at step r−1, all
 // tokens at step 1), the top-k_r of each sequence are selected, and each
 // selected token is updated as H ← H + g·Block(H), where g = α·score and
-// Block's output already contains its residual path. This follows the
-// reference code: the paper's formula, read literally, gives the same
-// update, so selected tokens grow by (1+g)·H. Unselected tokens are unchanged.
+// Block's output already contains its residual path, so a selected token
+// becomes (1+g)·H + g·Δ(H). The MoR paper's released code does this, its
+// authors confirm it is intended, and gomor reproduces it rather than
+// computing H + g·Δ(H). Unselected tokens are unchanged.
 //
 // Two paths compute it:
 //   - The compacted path (the default) gathers the k_r selected tokens into a
@@ -55,9 +56,10 @@ type expertRun struct {
 	hidden *graph.Node // [B, L, D], updated step by step
 }
 
-// expertStep is what one step leaves for the losses, metrics and record.
-// Scores and masks cover the candidate axis: [B, K_{r−1}] on the compacted
-// path, [B, L] on the masked path where candidateMask marks the candidates.
+// expertStep is the outcome of one step that the losses, metrics and record
+// read. Scores and masks cover the candidate axis: [B, K_{r−1}] on the
+// compacted path, [B, L] on the masked path where candidateMask marks the
+// candidates.
 type expertStep struct {
 	record          StepRecord
 	scores          routers.ExpertScores
@@ -111,7 +113,7 @@ func (run *expertRun) compactedSteps() []expertStep {
 
 	steps := make([]expertStep, 0, run.numSteps)
 	for r := 1; r <= run.numSteps; r++ {
-		// x: the candidates' hidden states [B, K, D]; step 1 sees every position in order.
+		// x: the candidates' hidden states [B, K, D]. At step 1 the candidates are all positions in order.
 		x := run.hidden
 		if r > 1 {
 			x = routers.GatherRows(run.hidden, candidates)

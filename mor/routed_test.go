@@ -655,9 +655,9 @@ func TestMaxDepthCapsRoutedSteps(t *testing.T) {
 			outputs := execRecursion(t, b, newRoutedStore(t), cfg, ForwardOptions{MaxDepth: 2}, randomHidden(10, 2, 6, cfg.DModel),
 				func(out RecursionOutput) []*graph.Node {
 					numSteps = len(out.Steps)
-					// NOTE: the hidden state is returned too because the pure-Go backend of
-					// compute v0.1.5 fails ("index out of range [33] with length 30") on the
-					// token-choice graph when its only output is the depth; XLA runs it.
+					// NOTE: the hidden state is returned too. With the depth as its only
+					// output, the token-choice graph fails on the pure-Go backend of compute
+					// v0.1.5 ("index out of range [33] with length 30"), while XLA runs it.
 					return []*graph.Node{out.Depth, out.Hidden}
 				})
 			if numSteps != 2 {
@@ -884,5 +884,35 @@ func checkDepthCounts(t *testing.T, depth []int32, batch, length int, counts []i
 				t.Errorf("row %d has %d tokens of depth ≥ %d, want %d", row, got, r+1, want)
 			}
 		}
+	}
+}
+
+// TestTokenChoiceGradientReachesRouter checks that the output reaches the
+// token-choice router through the gate of the final step.
+func TestTokenChoiceGradientReachesRouter(t *testing.T) {
+	b := testutil.Backend(t, "go")
+	cfg := routedTestConfig(3, RecursionWiseKV, routers.DefaultTokenChoice())
+	store := newRoutedStore(t)
+	fn := func(scope *model.Scope, x *graph.Node) []*graph.Node {
+		positions := graph.Iota(x.Graph(), shapes.Make(dtypes.Int32, 2, 6), 1)
+		out := routedRecursion(RecursionInput{Scope: scope, Config: cfg, Hidden: x, Positions: positions,
+			Options: ForwardOptions{Training: true}, Block: NewBlockFunc(scope, cfg)})
+		weights := store.GetVariable("/router/token/weights").NodeValue(x.Graph())
+		return graph.Gradient(graph.ReduceAllSum(graph.Square(out.Hidden)), weights)
+	}
+	exec, err := model.NewExec(b, store, fn)
+	if err != nil {
+		t.Fatalf("creating the executor failed: %v", err)
+	}
+	outputs, err := exec.Exec(randomHidden(17, 2, 6, cfg.DModel))
+	if err != nil {
+		t.Fatalf("running the gradient failed: %v", err)
+	}
+	norm := 0.0
+	for _, v := range flat32(outputs[0]) {
+		norm += float64(v) * float64(v)
+	}
+	if norm == 0 || math.IsNaN(norm) {
+		t.Errorf("gradient of the output with respect to the token-choice router has squared norm %v, want > 0", norm)
 	}
 }

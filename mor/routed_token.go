@@ -13,8 +13,9 @@ import (
 // the reference code, the intermediate steps are not gated: the running
 // state of a token that continues is replaced by the block output,
 // H ← Block(H). At its last step the token's output is H¹ + w·Block(H), a
-// residual to the recursion input. The paper's formula gates every step
-// instead; gomor follows the code.
+// residual to the recursion input. The MoR paper (Bae et al., arXiv
+// 2507.10524) writes a gate on the intermediate steps too, but its released
+// code does not apply one, and gomor follows the code.
 //
 // Static shapes: each step's load (the tokens with d ≥ r) depends on the
 // data, so gomor uses the masked full-length formulation. Every step runs
