@@ -422,3 +422,31 @@ func TestTextPartsTokenizeLikeWhole(t *testing.T) {
 		}
 	}
 }
+
+func TestParquetOptionalTextWithNulls(t *testing.T) {
+	type optionalRow struct {
+		ID   *string `parquet:"id,optional"`
+		Text *string `parquet:"text,optional"`
+	}
+	text, id := "kept", "row-0"
+	path := filepath.Join(t.TempDir(), "optional.parquet")
+	rows := []optionalRow{{ID: &id, Text: &text}, {ID: nil, Text: nil}}
+	if err := parquet.WriteFile(path, rows); err != nil {
+		t.Fatal(err)
+	}
+
+	source, err := OpenCorpus(path, CorpusOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := readAllDocuments(t, source)
+	if len(docs) != 2 {
+		t.Fatalf("got %d documents, expected 2", len(docs))
+	}
+	if docs[0].Text != "kept" || docs[0].ID != "row-0" {
+		t.Errorf("row 0 = %+v, expected text \"kept\" and ID \"row-0\"", docs[0])
+	}
+	if docs[1].Text != "" || docs[1].ID != path+":1" {
+		t.Errorf("row 1 = %+v, expected empty text and ID %q", docs[1], path+":1")
+	}
+}

@@ -59,10 +59,11 @@ const DefaultRowsPerShard = 8192
 // PackStats counts what Pack read and wrote for one split.
 type PackStats struct {
 	Documents     int64 `json:"documents"`
-	Bytes         int64 `json:"bytes"`          // UTF-8 text bytes read
-	Tokens        int64 `json:"tokens"`         // tokens produced, EOS included
-	Rows          int64 `json:"rows"`           // rows written
-	DroppedTokens int64 `json:"dropped_tokens"` // tail shorter than one row, not written
+	Empty         int64 `json:"empty_documents"` // documents without text, skipped
+	Bytes         int64 `json:"bytes"`           // UTF-8 text bytes read
+	Tokens        int64 `json:"tokens"`          // tokens produced, EOS included
+	Rows          int64 `json:"rows"`            // rows written
+	DroppedTokens int64 `json:"dropped_tokens"`  // tail shorter than one row, not written
 	Shards        int   `json:"shards"`
 }
 
@@ -197,14 +198,22 @@ type splitWriter struct {
 	maxRows   int
 	header    ShardHeader
 
-	buffer []int32 // tokens not yet written: whole rows, then a partial row
-	stats  PackStats
-	files  []string
+	buffer     []int32 // tokens not yet written: whole rows, then a partial row
+	inDocument bool    // the last document added was a part with more to come
+	stats      PackStats
+	files      []string
 }
 
-// add appends a document's tokens, and EOS unless more parts follow, then
-// writes a shard whenever a full one is buffered.
+// add appends a document's tokens, which end with EOS unless more parts
+// follow, then writes a shard whenever a full one is buffered. A document
+// without text is skipped, so that the rows hold no runs of EOS.
 func (w *splitWriter) add(doc Document, tokens []int32) error {
+	startsDocument := !w.inDocument
+	w.inDocument = doc.Partial
+	if doc.Text == "" && startsDocument && !doc.Partial {
+		w.stats.Empty++
+		return nil
+	}
 	if !doc.Partial {
 		w.stats.Documents++
 	}

@@ -103,6 +103,28 @@ func TestPackRowsWithEOS(t *testing.T) {
 	}
 }
 
+func TestPackSkipsEmptyDocuments(t *testing.T) {
+	dir := t.TempDir()
+	source := &SliceSource{Documents: []Document{
+		{ID: "a", Text: "ab"},
+		{ID: "empty", Text: ""},
+		{ID: "book", Text: "c", Partial: true},
+		{ID: "book", Text: ""}, // an empty last part still ends the book
+	}}
+	result, err := Pack(source, byteTestTokenizer{}, dir, PackOptions{SeqLen: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expected := [][]int32{{'a', 'b', testEOS, 'c', testEOS}}
+	if rows := readSplitRows(t, dir, SplitTrain); fmt.Sprint(rows) != fmt.Sprint(expected) {
+		t.Errorf("rows = %v, expected %v", rows, expected)
+	}
+	stats := result.Splits[SplitTrain]
+	if stats.Documents != 2 || stats.Empty != 1 {
+		t.Errorf("documents = %d, empty = %d; expected 2 and 1", stats.Documents, stats.Empty)
+	}
+}
+
 func TestPackPartialDocumentsOneEOS(t *testing.T) {
 	dir := t.TempDir()
 	source := &SliceSource{Documents: []Document{

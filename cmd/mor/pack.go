@@ -164,8 +164,8 @@ func printPackResult(out string, result datasets.PackResult, elapsed time.Durati
 			continue
 		}
 		tokens += stats.Tokens
-		fmt.Printf("  %-5s %d documents, %d bytes, %d tokens, %d rows in %d shards, %d tokens dropped after the last full row\n",
-			split, stats.Documents, stats.Bytes, stats.Tokens, stats.Rows, stats.Shards, stats.DroppedTokens)
+		fmt.Printf("  %-5s %d documents (%d empty ones skipped), %d bytes, %d tokens, %d rows in %d shards, %d tokens dropped after the last full row\n",
+			split, stats.Documents, stats.Empty, stats.Bytes, stats.Tokens, stats.Rows, stats.Shards, stats.DroppedTokens)
 	}
 	fmt.Printf("  %.1f s, %.0f tokens/s\n", elapsed.Seconds(), float64(tokens)/elapsed.Seconds())
 }
