@@ -149,7 +149,7 @@ func (o PackOptions) validate() error {
 		return fmt.Errorf("pack: sequence length %d is too short; use at least 2 tokens per row", o.SeqLen)
 	}
 	if o.ValidationFraction < 0 || o.ValidationFraction >= 1 || math.IsNaN(o.ValidationFraction) {
-		return fmt.Errorf("pack: validation fraction %v is outside [0, 1)", o.ValidationFraction)
+		return fmt.Errorf("pack: invalid validation fraction %v; use a value in [0, 1)", o.ValidationFraction)
 	}
 	if o.ValidationSource != nil && (o.ValidationFraction > 0 || o.Split == SplitValidation) {
 		return fmt.Errorf("pack: a separate validation corpus excludes a validation fraction and a forced validation split; use one way to choose validation documents")

@@ -7,11 +7,11 @@ import (
 )
 
 // EncodePair returns the context and continuation tokens of one request the
-// way lm-evaluation-harness builds them: white space at the end of the context
-// moves to the start of the continuation, and the continuation tokens are
+// way lm-evaluation-harness builds them. White space at the end of the context
+// moves to the start of the continuation. The continuation tokens are
 // encode(context+continuation) without the first len(encode(context)) tokens,
-// so that they are the tokens the model reads in the whole text. An
-// empty context becomes the single token EOS.
+// so that they are the tokens the model reads in the whole text. An empty
+// context becomes the single token EOS.
 func EncodePair(tokenizer Tokenizer, context, continuation string) (contextIDs, continuationIDs []int) {
 	trimmed := strings.TrimRightFunc(context, unicode.IsSpace)
 	continuation = context[len(trimmed):] + continuation
