@@ -81,6 +81,8 @@ type PackResult struct {
 // cuts the token stream of each split into rows of SeqLen tokens stored in
 // shards named "<split>-NNNNN.shard" in outDir. The tokens left after the last
 // full row of a split are dropped and counted in PackStats.DroppedTokens.
+// After an error, the shards already written stay in outDir but pack.json,
+// which readers of a packed folder look for, is not written.
 func Pack(source DocumentSource, tokenizer Tokenizer, outDir string, opts PackOptions) (PackResult, error) {
 	if err := opts.validate(); err != nil {
 		return PackResult{}, err
