@@ -305,7 +305,7 @@ func (b *bpeTrainer) build(options BPETrainOptions, steps []preTokenizer) (*BPE,
 		decoderJSON:      json.RawMessage(`{"type":"ByteLevel","add_prefix_space":true,"trim_offsets":true,"use_regex":true}`),
 		unkID:            -1,
 	}
-	return newBPE("trained BPE", vocab, merges, added, steps, config)
+	return newBPE("TrainBPE", vocab, merges, added, steps, config)
 }
 
 // sortWords orders words by their symbols, which are still their bytes.
