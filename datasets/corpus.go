@@ -23,7 +23,7 @@ type Document struct {
 	// Partial is set when the text continues in the next Document with the same ID.
 	// Text files larger than CorpusOptions.MaxPartBytes arrive in parts cut at line
 	// ends, so that no whole file is held in memory. The packer appends EOS only
-	// after the last part.
+	// after the last part. A part stays under about 2×MaxPartBytes + 2 MiB.
 	Partial bool
 }
 
@@ -49,8 +49,9 @@ type CorpusOptions struct {
 	// stripping of text files.
 	KeepGutenbergBoilerplate bool
 
-	// MaxPartBytes is the largest Document.Text read from a text file at once
-	// (DefaultMaxPartBytes if zero).
+	// MaxPartBytes is the size in bytes from which a text file's part ends at the
+	// next line end that leaves its tokenization unchanged, and at the latest at
+	// twice this size (DefaultMaxPartBytes if zero).
 	MaxPartBytes int
 }
 

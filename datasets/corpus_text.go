@@ -150,8 +150,9 @@ func (s *textFileSource) Next() (Document, error) {
 // follows without changing its tokenization: part ends in a non-space byte and
 // "\n", and the next byte is not white space. The GPT-2 pre-tokenizer pattern,
 // which byte-level BPE tokenizers use, then makes that "\n" a pre-token of its
-// own in the whole text too, and BPE merges never cross pre-tokens. Parts grow
-// past 2×MaxPartBytes only in text without such a boundary.
+// own in the whole text too, and BPE merges never cross pre-tokens.
+// NOTE: text without such a boundary is cut at 2×MaxPartBytes anyway, where its
+// tokens may differ from those of the whole text.
 func (s *textFileSource) atPartBoundary(part string) bool {
 	if len(part) >= 2*s.opts.maxPartBytes() {
 		return true

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -148,10 +149,13 @@ func sortedKeys(record map[string]json.RawMessage) []string {
 	return keys
 }
 
-// abbreviate shortens text to at most n bytes for error messages.
+// abbreviate shortens text to at most n bytes, at a UTF-8 character start, for error messages.
 func abbreviate(text string, n int) string {
 	if len(text) <= n {
 		return text
+	}
+	for n > 0 && !utf8.RuneStart(text[n]) {
+		n--
 	}
 	return text[:n] + "..."
 }
