@@ -212,6 +212,7 @@ func readLines(reader *bufio.Reader, n int) ([]string, error) {
 // loadBLiMP reads BLiMP paradigm files, {"sentence_good", "sentence_bad", "UID"}
 // per line, from a folder (every *.jsonl in it) or a single file. Each pair is
 // scored as two whole sentences after EOS, and the good one should be likelier.
+// A tie counts as correct, because the harness's argmax picks the first choice.
 func loadBLiMP(name, path string) (*Task, error) {
 	paths := []string{path}
 	if info, err := os.Stat(path); err != nil {
