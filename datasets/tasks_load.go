@@ -254,7 +254,7 @@ func loadBLiMP(name, path string) (*Task, error) {
 	return checkLoaded(task, path, nil)
 }
 
-// decodeTaskLine decodes one JSON line. Its error quotes the line and asks for a fix.
+// decodeTaskLine decodes one JSON line. Its error quotes the line.
 func decodeTaskLine(line []byte, record any) error {
 	if err := json.Unmarshal(line, record); err != nil {
 		return fmt.Errorf("invalid JSON (%v): %s; fix or delete the line", err, abbreviate(string(line), 80))
