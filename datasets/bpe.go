@@ -213,7 +213,7 @@ func (t *BPE) finish() error {
 			t.byteIDs[b] = t.config.unkID
 		default:
 			// NOTE: a byte without a token and without unk_token is dropped
-			// from the encoding, as Hugging Face tokenizers does; the SmolLM2
+			// from the encoding, as Hugging Face tokenizers does. The SmolLM2
 			// vocabulary lacks 21 bytes, 0x04 and 0xF5 among them.
 			t.byteIDs[b] = -1
 		}

@@ -49,10 +49,10 @@ func (t *BPE) runWorkers(jobs int, work func(state *encoderState)) {
 
 // EncodeStream encodes all text read from r as one text, so the ids equal
 // Encode of the whole text, without holding it in memory. It reads chunks of
-// about 1 MiB cut where the whole text has a pre-token boundary (after a
-// non-space ASCII character and before an ASCII space, away from any added
-// token), encodes a batch of chunks on GOMAXPROCS goroutines and calls emit
-// with the ids of each chunk in order. The ids slice is reused after emit
+// about 1 MiB, each cut where the whole text has a pre-token boundary: after a
+// non-space ASCII character, before an ASCII space, away from any added token.
+// It encodes a batch of chunks on GOMAXPROCS goroutines and calls emit with
+// the ids of each chunk in order. The ids slice is reused after emit
 // returns. An error from r or emit stops the stream and is returned.
 func (t *BPE) EncodeStream(r io.Reader, emit func(ids []int) error) error {
 	return t.encodeStream(r, streamChunkBytes, emit)
@@ -174,9 +174,9 @@ func (c *chunkReader) fill() error {
 // lastSafeCut returns the largest position p > from in text where the
 // encoding of text equals the encodings of text[:p] and text[p:] joined, or 0
 // when there is none. Such a p has an ASCII non-space byte before it and an
-// ASCII space, tab or newline at it: every GPT-2 pattern match and every Digits
-// piece that contains both characters would need a space inside it after a
-// non-space, which none of them has. No added token may overlap p either.
+// ASCII space, tab or newline at it. A GPT-2 pattern match or Digits piece
+// that spans p would contain a space after a non-space, and none does. No
+// added token may overlap p either.
 func (t *BPE) lastSafeCut(text []byte, from int) int {
 	for p := len(text) - 1; p > from; p-- {
 		if !isASCIISpace(text[p]) {

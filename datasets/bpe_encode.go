@@ -10,8 +10,8 @@ import (
 const maxCachedPieces = 1 << 18
 
 // heapMergeMinBytes is the piece length from which the merge loop uses a heap
-// instead of scanning all pairs after each merge; scanning costs O(n²) and wins
-// on the short pieces that make up ordinary text.
+// instead of scanning all pairs after each merge. Scanning costs O(n²), but it
+// is faster on the short pieces that make up ordinary text.
 const heapMergeMinBytes = 64
 
 // encoderState holds the buffers and the pre-token cache of one goroutine's

@@ -49,9 +49,9 @@ func LoadTokenizerJSON(path string) (*BPE, error) {
 // ParseTokenizerJSON builds a BPE from the contents of a Hugging Face
 // tokenizer.json; name is the file name used in error messages.
 //
-// Supported: the BPE model with merges in "a b" or ["a", "b"] form and
-// ignore_merges; the pre-tokenizers ByteLevel, Digits and a Sequence of them;
-// added tokens; the ByteLevel decoder. Any other model type, a normalizer,
+// It supports the BPE model with merges in "a b" or ["a", "b"] form and
+// ignore_merges, the pre-tokenizers ByteLevel, Digits and a Sequence of them,
+// added tokens, and the ByteLevel decoder. Any other model type, a normalizer,
 // dropout, byte_fallback, subword prefixes or suffixes, another pre-tokenizer
 // or decoder, and added tokens with single_word, lstrip or rstrip give an error
 // that names the feature. Post-processors, truncation and padding are accepted

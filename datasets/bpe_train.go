@@ -46,11 +46,11 @@ func DefaultBPETrainOptions(vocabSize int) BPETrainOptions {
 }
 
 // TrainBPE learns a byte-level BPE from documents. Pre-tokenization is the
-// GPT-2 pattern (after the Digits split when IndividualDigits is set), special
-// tokens in the documents are cut out and not learned, and each step merges the
-// most frequent adjacent pair, the smaller pair of ids on ties, as Hugging Face
-// tokenizers' BpeTrainer does. The result encodes every byte sequence because
-// the 256 one-byte tokens follow the special tokens.
+// GPT-2 pattern, after the Digits split when IndividualDigits is set. Special
+// tokens in the documents are cut out and not learned. Each step merges the
+// most frequent adjacent pair, and the smaller pair of ids on ties, as Hugging
+// Face tokenizers' BpeTrainer does. The result encodes every byte sequence
+// because the 256 one-byte tokens follow the special tokens.
 //
 // It returns an error when the corpus has too few distinct pairs to reach VocabSize.
 func TrainBPE(documents iter.Seq[string], options BPETrainOptions) (*BPE, error) {
@@ -136,8 +136,8 @@ func countPieces(documents iter.Seq[string], specialTokens []string, steps []pre
 	return counts
 }
 
-// bpeTrainer holds the state of BPE training. Token ids here count from 0 for
-// byte 0; build shifts them past the special tokens.
+// bpeTrainer is the state of BPE training. Token ids here count from 0 for
+// byte 0, and build shifts them past the special tokens.
 type bpeTrainer struct {
 	words      []trainingWord
 	pairCounts map[idPair]int64
@@ -174,7 +174,8 @@ func newBPETrainer(counts map[string]int64) *bpeTrainer {
 		}
 		trainer.words = append(trainer.words, trainingWord{symbols: symbols, count: count})
 	}
-	// Map iteration order is random; sorting makes pairWords, and so the result, deterministic.
+	// Map iteration order is random, so the words are sorted to make pairWords,
+	// and with it the result, deterministic.
 	sortWords(trainer.words)
 	trainer.wordStamp = make([]int32, len(trainer.words))
 

@@ -7,10 +7,10 @@ import (
 
 // Byte-level BPE files (GPT-2's vocab.json and merges.txt, Hugging Face
 // tokenizer.json with a ByteLevel pre-tokenizer) write every token as a string
-// of printable characters, one character per byte: bytes that are printable
-// Latin-1 ('!'..'~', '¡'..'¬', '®'..'ÿ') stand for themselves, and the other 68
-// bytes map in increasing order to U+0100, U+0101, ... (so ' ' is 'Ġ' and '\n'
-// is 'Ċ'). The tokenizer works on raw bytes and uses these tables only to read
+// of printable characters, one character per byte. Bytes that are printable
+// Latin-1 ('!'..'~', '¡'..'¬', '®'..'ÿ') are written as themselves. The other
+// 68 bytes map in increasing order to U+0100, U+0101, ..., so ' ' is 'Ġ' and
+// '\n' is 'Ċ'. The tokenizer works on raw bytes and uses these tables only to read
 // and write such files.
 
 // byteToRune maps a byte to the character that stands for it in byte-level files.

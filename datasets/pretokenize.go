@@ -130,9 +130,9 @@ func gpt2MatchLength(text string, start int) int {
 		return runEnd(text, start, class) - start
 	}
 
-	// "\s+(?!\S)" and "\s+": a whitespace run at the end of text is one match;
-	// before a non-space character the run leaves its last character to the next
-	// match (where it may join a word as " ?\p{L}+"), unless it is one character long.
+	// "\s+(?!\S)" and "\s+": a whitespace run at the end of text is one match.
+	// Before a non-space character, a run longer than one character leaves its
+	// last character to the next match, where a space may join a word as " ?\p{L}+".
 	lastStart := start
 	end := start + size
 	for end < len(text) {

@@ -1,8 +1,8 @@
 // Command maketiny builds the shipped tinytext corpus from the Project
-// Gutenberg books of the shared data folder: it strips each chosen book's
-// Gutenberg header and licence, normalises CRLF to LF, writes the books under
-// train/ and val/ with a books.tsv index, and trains the 4096-token tokenizer.json
-// on the training books.
+// Gutenberg books of the data folder. It strips each chosen book's Gutenberg
+// header and licence and normalises CRLF to LF. Then it writes the books under
+// train/ and val/ with a books.tsv index, and trains the 4096-token
+// tokenizer.json on the training books.
 //
 // Run it from the repository root:
 //
@@ -31,8 +31,8 @@ type book struct {
 }
 
 // chosenBooks are public-domain classics, about 3 MB of training text and 300 KB
-// of validation text once stripped. The README in the output folder says why
-// each one is in the public domain.
+// of validation text once stripped. The README in the output folder explains
+// why each one is in the public domain.
 var chosenBooks = []book{
 	{"train", "Shelley, Mary Wollstonecraft/Frankenstein; Or, The Modern Prometheus.txt"},
 	{"train", "Doyle, Arthur Conan/A Study in Scarlet.txt"},
