@@ -37,7 +37,7 @@ type packFlags struct {
 
 func (f *packFlags) register(flags *flag.FlagSet) {
 	flags.StringVar(&f.tokenizer, "tokenizer", "", "tokenizer: a tokenizer.json file, or a folder holding tokenizer.json or GPT-2's vocab.json and merges.txt (required)")
-	flags.StringVar(&f.data, "data", "", "corpus: a .txt, .jsonl, .jsonl.zst or .parquet file, or a folder of them read in sorted order; a folder with train/ and val/ sub-folders packs each into its split (required)")
+	flags.StringVar(&f.data, "data", "", "corpus: a .txt, .jsonl, .jsonl.zst or .parquet file, or a folder of them read in sorted order; a folder with train/ and val/ sub-folders packs each into its split unless --val-data, --val-fraction or --split is set (required)")
 	flags.StringVar(&f.validationData, "val-data", "", "separate validation corpus, file or folder; all its documents go to the validation split")
 	flags.StringVar(&f.out, "out", "", "output folder for train-NNNNN.shard, val-NNNNN.shard and pack.json (required)")
 	flags.IntVar(&f.seqLen, "seq-len", 1024, "row length L in tokens; documents are joined with EOS and cut into rows of L tokens")
@@ -89,7 +89,7 @@ func packCorpus(f packFlags) error {
 	}
 
 	corpusOptions := datasets.CorpusOptions{TextField: f.textField, IDField: f.idField, KeepGutenbergBoilerplate: f.keepBoilerplate}
-	trainPath, validationPath := splitFolders(f.data, f.validationData, f.split)
+	trainPath, validationPath := splitFolders(f)
 	source, err := datasets.OpenCorpus(trainPath, corpusOptions)
 	if err != nil {
 		return err
@@ -125,10 +125,11 @@ func packCorpus(f packFlags) error {
 
 // splitFolders returns the training and validation corpora: the flags as
 // given, or data/train and data/val when data has both sub-folders and no
-// validation corpus or forced split was named.
-func splitFolders(data, validationData, split string) (train, validation string) {
-	if validationData != "" || split != "" {
-		return data, validationData
+// other way to choose validation documents was named.
+func splitFolders(f packFlags) (train, validation string) {
+	data := f.data
+	if f.validationData != "" || f.split != "" || f.validationFraction > 0 {
+		return data, f.validationData
 	}
 	trainDir, valDir := filepath.Join(data, "train"), filepath.Join(data, "val")
 	trainInfo, trainErr := os.Stat(trainDir)
