@@ -13,9 +13,9 @@ func documentsOf(texts ...string) func(yield func(string) bool) {
 
 // TestTrainBPEHandComputedMerges follows training by hand on "ab ab ab cd".
 // The pieces are "ab" once, " ab" twice and " cd" once, so the pair counts are
-// (a,b) 3, (' ',a) 2, (' ',c) 1, (c,d) 1. The first merge is "ab"; then
-// (' ',ab) has count 2; then (' ',c) and (c,d) tie at 1 and the smaller pair of
-// ids, (' ',c), wins.
+// (a,b) 3, (' ',a) 2, (' ',c) 1, (c,d) 1. The first merge is "ab". Then
+// (' ',ab) has count 2 and is merged. Then (' ',c) and (c,d) tie at 1, and the
+// smaller pair of ids, (' ',c), wins.
 func TestTrainBPEHandComputedMerges(t *testing.T) {
 	options := DefaultBPETrainOptions(1 + 256 + 3)
 	options.MinFrequency = 1
@@ -64,7 +64,7 @@ func TestTrainBPEMinFrequencyStops(t *testing.T) {
 
 func TestTrainBPEDigitsAndSpecialTokens(t *testing.T) {
 	options := DefaultBPETrainOptions(1 + 256 + 2)
-	// "12" occurs often but digits are split, so no digit merge can be learned;
+	// "12" occurs often, but digits are split, so no digit merge can be learned.
 	// "<|endoftext|>" is cut out before counting, so "<|" is never a pair.
 	corpus := strings.Repeat("12<|endoftext|>12 xy ", 50)
 	tokenizer, err := TrainBPE(documentsOf(corpus), options)

@@ -31,12 +31,13 @@ func loadSmolLM2ForTest(t *testing.T) (*BPE, smolLM2Reference) {
 	return tokenizer, reference
 }
 
-// TestSmolLM2Fixtures checks inputs whose tokens follow from the format: the
+// TestSmolLM2Fixtures checks inputs whose tokens follow from the format. The
 // pre-tokenizer is Digits(individual_digits) then ByteLevel(use_regex, no
-// prefix space), so each digit is a piece, a space before a digit is a piece of
-// its own, "'s" is a piece, a run of spaces before a word leaves its last space
-// to the word, and added tokens are matched before any of this. Each expected
-// piece below is a whole word of the vocabulary that BPE reaches by merging.
+// prefix space). So each digit is a piece, a space before a digit is a piece of
+// its own, and "'s" is a piece. A run of spaces before a word leaves its last
+// space to the word. Added tokens are matched before any of this. Each
+// expected piece below is a whole word of the vocabulary that BPE reaches by
+// merging.
 func TestSmolLM2Fixtures(t *testing.T) {
 	tokenizer, reference := loadSmolLM2ForTest(t)
 	cases := []struct {
