@@ -170,3 +170,47 @@ func TestLoadTokenizerFileErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestIgnoreMergesUsesWholeToken adds the token "xyz" to a vocabulary without a
+// merge that builds it. BPE alone gives x, y, z; with ignore_merges a piece
+// that is a token is emitted whole.
+func TestIgnoreMergesUsesWholeToken(t *testing.T) {
+	file := tinyTokenizerJSON(t)
+	vocab := model(file)["vocab"].(map[string]any)
+	vocab["xyz"] = float64(len(vocab))
+	xyzID := len(vocab) - 1
+
+	merging := parseMap(t, file)
+	want := []int{1 + 'x', 1 + 'y', 1 + 'z'}
+	if got := merging.Encode("xyz"); !slices.Equal(got, want) {
+		t.Errorf("without ignore_merges: Encode(xyz) = %v, want %v", got, want)
+	}
+
+	model(file)["ignore_merges"] = true
+	whole := parseMap(t, file)
+	if got := whole.Encode("xyz"); !slices.Equal(got, []int{xyzID}) {
+		t.Errorf("with ignore_merges: Encode(xyz) = %v, want [%d]", got, xyzID)
+	}
+}
+
+// TestMissingByteToken removes the token of byte 0x00 ("Ā" in byte-level form).
+// Without unk_token the byte is dropped, as Hugging Face tokenizers drops it;
+// with one, the byte encodes as the unk token.
+func TestMissingByteToken(t *testing.T) {
+	file := tinyTokenizerJSON(t)
+	delete(model(file)["vocab"].(map[string]any), "Ā")
+
+	dropping := parseMap(t, file)
+	if got := dropping.MissingBytes(); !slices.Equal(got, []byte{0}) {
+		t.Errorf("MissingBytes() = %v, want [0]", got)
+	}
+	if got, want := dropping.Encode("\x00a"), []int{1 + 'a'}; !slices.Equal(got, want) {
+		t.Errorf(`without unk_token: Encode("\x00a") = %v, want %v`, got, want)
+	}
+
+	model(file)["unk_token"] = "<|endoftext|>"
+	withUnk := parseMap(t, file)
+	if got, want := withUnk.Encode("\x00a"), []int{0, 1 + 'a'}; !slices.Equal(got, want) {
+		t.Errorf(`with unk_token: Encode("\x00a") = %v, want %v`, got, want)
+	}
+}
