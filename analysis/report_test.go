@@ -155,3 +155,23 @@ func TestMarshalIndentSafe(t *testing.T) {
 		t.Errorf("F = %v, want 1.5 under its Go name", decoded["F"])
 	}
 }
+
+func TestSaveAndLoadTraces(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "nested", "traces.json")
+	if err := SaveTraces(path, []Trace{scoredTrace()}); err != nil {
+		t.Fatalf("SaveTraces: %v", err)
+	}
+	traces, err := LoadTraces(path)
+	if err != nil {
+		t.Fatalf("LoadTraces: %v", err)
+	}
+	if len(traces) != 1 || traces[0].ScoreThreshold != 0.5 || traces[0].Tokens[2].Scores[1] != 0.1 || !math.IsNaN(traces[0].Tokens[2].Scores[2]) {
+		t.Errorf("round trip changed the trace: %+v", traces)
+	}
+	if err := os.WriteFile(path, []byte(`[{"num_recursions": 0}]`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadTraces(path); err == nil {
+		t.Errorf("a trace with N_r = 0: no error, want one")
+	}
+}
