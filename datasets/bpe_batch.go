@@ -173,20 +173,29 @@ func (c *chunkReader) fill() error {
 
 // lastSafeCut returns the largest position p > from in text where the
 // encoding of text equals the encodings of text[:p] and text[p:] joined, or 0
-// when there is none. Such a p has an ASCII non-space byte before it and an
-// ASCII space, tab or newline at it. A GPT-2 pattern match or Digits piece
-// that spans p would contain a space after a non-space, and none does. No
-// added token may overlap p either.
+// when there is none. That is a pre-token boundary (see lastPieceBoundary)
+// that no added token overlaps.
 func (t *BPE) lastSafeCut(text []byte, from int) int {
-	for p := len(text) - 1; p > from; p-- {
+	for last := len(text) - 1; ; {
+		p := lastPieceBoundary(text, from, last)
+		if p == 0 || !t.addedTokenOverlaps(text, p) {
+			return p
+		}
+		last = p - 1
+	}
+}
+
+// lastPieceBoundary returns the largest position p with from < p <= last that
+// has an ASCII non-space byte before it and an ASCII space, tab or newline at
+// it, or 0 when there is none. Every pre-tokenizer cuts text there, because a
+// GPT-2 pattern match or Digits piece that spanned p would contain a space
+// after a non-space, and none does.
+func lastPieceBoundary[Text string | []byte](text Text, from, last int) int {
+	for p := min(last, len(text)-1); p > from; p-- {
 		if !isASCIISpace(text[p]) {
 			continue
 		}
-		before := text[p-1]
-		if before >= 0x80 || isASCIISpace(before) {
-			continue
-		}
-		if !t.addedTokenOverlaps(text, p) {
+		if before := text[p-1]; before < 0x80 && !isASCIISpace(before) {
 			return p
 		}
 	}

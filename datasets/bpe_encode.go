@@ -56,8 +56,28 @@ func (s *encoderState) encode(out []int, text string, atStart bool) []int {
 	return out
 }
 
-// encodeOrdinary appends the ids of text, which holds no added token, to out.
+// pretokenizeBlockBytes bounds the text pre-tokenized at once, so that the
+// piece buffers stay small.
+const pretokenizeBlockBytes = 64 << 10
+
+// encodeOrdinary appends the ids of text to out, treating added tokens as
+// ordinary text. Long text is encoded in blocks cut at pre-token boundaries,
+// which gives the same ids.
 func (s *encoderState) encodeOrdinary(out []int, text string, atStart bool) []int {
+	for len(text) > pretokenizeBlockBytes {
+		cut := lastPieceBoundary(text, 0, pretokenizeBlockBytes)
+		if cut == 0 {
+			break // no boundary in the block: encode the rest at once
+		}
+		out = s.encodeBlock(out, text[:cut], atStart)
+		text = text[cut:]
+		atStart = false
+	}
+	return s.encodeBlock(out, text, atStart)
+}
+
+// encodeBlock appends the ids of text, pre-tokenized at once, to out.
+func (s *encoderState) encodeBlock(out []int, text string, atStart bool) []int {
 	if text == "" {
 		return out
 	}

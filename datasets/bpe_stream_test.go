@@ -58,14 +58,22 @@ func TestEncodeStreamHardCuts(t *testing.T) {
 	}
 }
 
-func TestEncodeStreamPrefixSpace(t *testing.T) {
-	// With add_prefix_space, only the start of the whole text gets the space.
+// TestPrefixSpaceOnlyAtStart checks that add_prefix_space adds one space at
+// the start of the whole text, also when the text is longer than one
+// pre-tokenization block or is read as a stream of chunks: the result must be
+// the encoding of " " + text without the option.
+func TestPrefixSpaceOnlyAtStart(t *testing.T) {
 	file := tinyTokenizerJSON(t)
+	plain := parseMap(t, file)
 	file["pre_tokenizer"] = map[string]any{"type": "ByteLevel", "add_prefix_space": true, "use_regex": true}
 	tokenizer := parseMap(t, file)
-	text := strings.Repeat("then the these\n", 50)
-	want := tokenizer.Encode(text)
-	if got := streamIDs(t, tokenizer, text, 20); !slices.Equal(got, want) {
+
+	text := strings.Repeat("then the these\n", 10000) // 150 KB, more than two blocks
+	want := plain.Encode(" " + text)
+	if got := tokenizer.Encode(text); !slices.Equal(got, want) {
+		t.Errorf("Encode with add_prefix_space: %d ids differing from the %d of Encode(\" \" + text) without it", len(got), len(want))
+	}
+	if got := streamIDs(t, tokenizer, text, 2000); !slices.Equal(got, want) {
 		t.Errorf("stream with add_prefix_space: %d ids differing from Encode's %d", len(got), len(want))
 	}
 	if first, _ := tokenizer.TokenBytes(want[0]); first[0] != ' ' {
