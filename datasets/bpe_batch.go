@@ -13,7 +13,7 @@ import (
 
 // streamChunkBytes is the size of the chunks that EncodeStream reads and
 // encodes in parallel.
-const streamChunkBytes = 1 << 20
+const streamChunkBytes = 256 << 10
 
 // EncodeBatch returns the ids of each text, encoding the texts on
 // runtime.GOMAXPROCS(0) goroutines. It gives the same ids as Encode.
@@ -49,7 +49,7 @@ func (t *BPE) runWorkers(jobs int, work func(state *encoderState)) {
 
 // EncodeStream encodes all text read from r as one text, so the ids equal
 // Encode of the whole text, without holding it in memory. It reads chunks of
-// about 1 MiB, each cut where the whole text has a pre-token boundary: after a
+// about 256 KiB, each cut where the whole text has a pre-token boundary: after a
 // non-space ASCII character, before an ASCII space, away from any added token.
 // It encodes a batch of chunks on GOMAXPROCS goroutines and calls emit with
 // the ids of each chunk in order. The ids slice is reused after emit
@@ -148,7 +148,7 @@ func (c *chunkReader) readChunk() (string, error) {
 			return chunk, nil
 		}
 
-		// NOTE: text without a safe cut (a megabyte with no ASCII space) grows
+		// NOTE: text without a safe cut (256 KiB with no ASCII space) grows
 		// the chunk until one appears or the stream ends.
 		if err := c.fill(); err != nil {
 			return "", err

@@ -41,7 +41,7 @@ func runTokenize(args []string) error {
 	flags.Usage = func() {
 		fmt.Fprint(flags.Output(), "Usage: mor tokenize [flags] FILE...\n\n"+
 			"Encodes each FILE (\"-\" is standard input) as one text and prints its token ids,\n"+
-			"separated by spaces, one line per file. Files are read in chunks of about 1 MiB\n"+
+			"separated by spaces, one line per file. Files are read in chunks of about 256 KiB\n"+
 			"and encoded on all cores.\n\nFlags:\n")
 		flags.PrintDefaults()
 	}
