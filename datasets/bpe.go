@@ -73,9 +73,14 @@ type AddedToken struct {
 	ID      int
 	Content string
 
-	// Special marks control tokens; special tokens are matched before the other
+	// Special marks control tokens. Special tokens are matched before the other
 	// added tokens.
 	Special bool
+
+	// SingleWord matches the token only where no letter, number or '_' is
+	// next to it. LStrip and RStrip make the match take in the whitespace to
+	// its left or right, which is then not encoded.
+	SingleWord, LStrip, RStrip bool
 }
 
 // Encode returns the token ids of text. Added tokens, special ones included,

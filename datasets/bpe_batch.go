@@ -207,15 +207,17 @@ func isASCIISpace(c byte) bool {
 }
 
 // addedTokenOverlaps reports whether an added token occurs in text across
-// position p. A token cut off by the end of text counts as occurring, because
-// the rest of it may follow in the stream.
+// position p, or where a cut at p would change its match: ending at p with
+// RStrip, or starting at p with SingleWord. A token cut off by the end of text
+// counts as occurring, because the rest of it may follow in the stream.
 func (t *BPE) addedTokenOverlaps(text []byte, p int) bool {
 	sets := [2]*addedTokenSet{&t.added.special, &t.added.normal}
-	for start := max(0, p-t.added.maxLength()+1); start < p; start++ {
+	for start := max(0, p-t.added.maxLength()); start <= p && start < len(text); start++ {
 		for _, set := range sets {
 			for _, token := range set.byFirstByte[text[start]] {
 				end := start + len(token.Content)
-				if end <= p {
+				touches := (end == p && token.RStrip) || (start == p && token.SingleWord)
+				if !touches && (start == p || end <= p) {
 					continue
 				}
 				if end > len(text) {

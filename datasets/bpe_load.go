@@ -51,10 +51,11 @@ func LoadTokenizerJSON(path string) (*BPE, error) {
 //
 // It supports the BPE model with merges in "a b" or ["a", "b"] form and
 // ignore_merges, the pre-tokenizers ByteLevel, Digits and a Sequence of them,
-// added tokens, and the ByteLevel decoder. Any other model type, a normalizer,
-// dropout, byte_fallback, subword prefixes or suffixes, another pre-tokenizer
-// or decoder, and added tokens with single_word, lstrip or rstrip give an error
-// that names the feature. Post-processors, truncation and padding are accepted
+// added tokens with their single_word, lstrip and rstrip options, and the
+// ByteLevel decoder. The normalized option of added tokens has no effect
+// because no normalizer is supported. Any other model type, a normalizer,
+// dropout, byte_fallback, subword prefixes or suffixes, and another
+// pre-tokenizer or decoder give an error that names the feature. Post-processors, truncation and padding are accepted
 // and not applied, because Encode adds no special tokens and returns the whole
 // sequence.
 func ParseTokenizerJSON(data []byte, name string) (*BPE, error) {
@@ -338,10 +339,11 @@ func parseAddedTokens(specs []addedTokenJSON, name string) ([]AddedToken, error)
 			return nil, fmt.Errorf("%s: added token with id %d has empty content", name, spec.ID)
 		case spec.ID < 0:
 			return nil, fmt.Errorf("%s: added token %q has negative id %d", name, spec.Content, spec.ID)
-		case spec.SingleWord || spec.LStrip || spec.RStrip:
-			return nil, fmt.Errorf("%s: added token %q uses single_word, lstrip or rstrip, which are not supported", name, spec.Content)
 		}
-		added = append(added, AddedToken{ID: spec.ID, Content: spec.Content, Special: spec.Special})
+		added = append(added, AddedToken{
+			ID: spec.ID, Content: spec.Content, Special: spec.Special,
+			SingleWord: spec.SingleWord, LStrip: spec.LStrip, RStrip: spec.RStrip,
+		})
 	}
 	return added, nil
 }

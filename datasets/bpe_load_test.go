@@ -72,9 +72,9 @@ func TestParseTokenizerJSONErrors(t *testing.T) {
 		{"Digits only", func(f map[string]any) { f["pre_tokenizer"] = map[string]any{"type": "Digits"} }, `no "ByteLevel" step`},
 		{"Metaspace decoder", func(f map[string]any) { f["decoder"] = map[string]any{"type": "Metaspace"} }, "decoder Metaspace is not supported"},
 		{"unknown post-processor", func(f map[string]any) { f["post_processor"] = map[string]any{"type": "Custom"} }, `post_processor "Custom" is not supported`},
-		{"lstrip added token", func(f map[string]any) {
-			f["added_tokens"].([]any)[0].(map[string]any)["lstrip"] = true
-		}, "single_word, lstrip or rstrip, which are not supported"},
+		{"empty added token", func(f map[string]any) {
+			f["added_tokens"].([]any)[0].(map[string]any)["content"] = ""
+		}, "added token with id 0 has empty content"},
 		{"merge of unknown token", func(f map[string]any) {
 			model(f)["merges"] = []any{[]any{"zz", "q"}}
 		}, `merge 0 ("zz" "q"): token "zz" is not in the vocabulary`},
@@ -212,5 +212,63 @@ func TestMissingByteToken(t *testing.T) {
 	withUnk := parseMap(t, file)
 	if got, want := withUnk.Encode("\x00a"), []int{0, 1 + 'a'}; !slices.Equal(got, want) {
 		t.Errorf(`with unk_token: Encode("\x00a") = %v, want %v`, got, want)
+	}
+}
+
+// TestAddedTokenOptions checks single_word, lstrip and rstrip as Hugging Face
+// tokenizers defines them: lstrip and rstrip take in all whitespace beside the
+// match, and single_word rejects a match next to a letter, a number or '_'.
+// The text between matches must encode as the tokenizer without added tokens
+// encodes it.
+func TestAddedTokenOptions(t *testing.T) {
+	file := tinyTokenizerJSON(t)
+	plain := parseMap(t, file)
+
+	vocab := model(file)["vocab"].(map[string]any)
+	addToken := func(content string, special, singleWord, lstrip, rstrip bool) int {
+		id := len(vocab)
+		vocab[content] = float64(id)
+		file["added_tokens"] = append(file["added_tokens"].([]any), map[string]any{
+			"id": id, "content": content, "special": special,
+			"single_word": singleWord, "lstrip": lstrip, "rstrip": rstrip, "normalized": false,
+		})
+		return id
+	}
+	mask := addToken("<mask>", true, false, true, false)
+	right := addToken("<r>", true, false, false, true)
+	cat := addToken("cat", false, true, false, false)
+	dog := addToken("dog", false, true, true, true)
+	tokenizer := parseMap(t, file)
+
+	cases := []struct {
+		name     string
+		text     string
+		segments []any // a string is ordinary text, an int an added token id
+	}{
+		{"lstrip takes the spaces before", "I saw a  <mask> x", []any{"I saw a", mask, " x"}},
+		{"lstrip takes tabs and newlines", "a\n\t<mask>b", []any{"a", mask, "b"}},
+		{"rstrip takes the whitespace after", "x<r>  \n y", []any{"x", right, "y"}},
+		{"single_word", "cat catalog bobcat cat_ cat. (cat) écat 1cat",
+			[]any{cat, " catalog bobcat cat_ ", cat, ". (", cat, ") écat 1cat"}},
+		{"single_word with both strips", " dog  dogs  dog ", []any{dog, "dogs", dog}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var want []int
+			for _, segment := range c.segments {
+				switch segment := segment.(type) {
+				case string:
+					want = append(want, plain.Encode(segment)...)
+				case int:
+					want = append(want, segment)
+				}
+			}
+			if got := tokenizer.Encode(c.text); !slices.Equal(got, want) {
+				t.Errorf("Encode(%q) = %v, want %v", c.text, got, want)
+			}
+			if got := streamIDs(t, tokenizer, c.text, 1); !slices.Equal(got, want) {
+				t.Errorf("stream of %q in 1-byte chunks = %v, want %v", c.text, got, want)
+			}
+		})
 	}
 }

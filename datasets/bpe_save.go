@@ -63,7 +63,10 @@ func (t *BPE) SaveTokenizerJSON(path string) error {
 func (t *BPE) writeAddedTokens(b *bytes.Buffer) error {
 	specs := []addedTokenJSON{}
 	for _, token := range t.AddedTokens() {
-		specs = append(specs, addedTokenJSON{ID: token.ID, Content: token.Content, Special: token.Special})
+		specs = append(specs, addedTokenJSON{
+			ID: token.ID, Content: token.Content, Special: token.Special,
+			SingleWord: token.SingleWord, LStrip: token.LStrip, RStrip: token.RStrip,
+		})
 	}
 	return writeJSONValue(b, specs)
 }
