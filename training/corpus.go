@@ -1,9 +1,9 @@
 package training
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,16 +11,18 @@ import (
 	"strings"
 
 	"github.com/gomor/gomor/datasets"
+	"github.com/gomor/gomor/datasets/tinytext"
 )
 
 // DataSpec says where the training text comes from and how to pack it.
 type DataSpec struct {
-	// Path is a corpus (a .txt/.jsonl/.jsonl.zst/.parquet file or a folder of them), a folder
+	// Path is ShippedCorpusName (the corpus compiled into the binary), a corpus (a .txt/.jsonl/.jsonl.zst/.parquet file or a folder of them), a folder
 	// with train/ and val/ sub-folders (such as the Gutenberg split), or a folder packed by
 	// datasets.Pack (it holds pack.json, or train/ and val/ folders that do).
 	Path string
 
-	// Tokenizer is a tokenizer.json file or a folder with tokenizer.json or vocab.json + merges.txt.
+	// Tokenizer is a tokenizer.json file, a folder with tokenizer.json or vocab.json + merges.txt,
+	// or "" for the shipped corpus's tokenizer.
 	Tokenizer string
 
 	SeqLen int
@@ -59,7 +61,7 @@ func PrepareData(spec DataSpec, logger *slog.Logger) (*PreparedData, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(spec.Path); err != nil {
+	if _, err := os.Stat(spec.Path); err != nil && spec.Path != ShippedCorpusName {
 		return nil, fmt.Errorf("training data %s not found: pass --data with a corpus file or folder, or a packed folder (%w)", spec.Path, err)
 	}
 
@@ -84,7 +86,16 @@ func PrepareData(spec DataSpec, logger *slog.Logger) (*PreparedData, error) {
 }
 
 // LoadTokenizer loads a BPE tokenizer and computes its identity (name and sha256 of its files).
+// An empty path or ShippedCorpusName selects the tokenizer compiled in with the shipped corpus.
 func LoadTokenizer(path string) (*datasets.BPE, TokenizerIdentity, error) {
+	if path == "" || path == ShippedCorpusName {
+		tokenizer, err := tinytext.Tokenizer()
+		if err != nil {
+			return nil, TokenizerIdentity{}, err
+		}
+		sum := sha256.Sum256(tinytext.TokenizerJSON())
+		return tokenizer, TokenizerIdentity{Name: ShippedCorpusName, SHA256: hex.EncodeToString(sum[:])}, nil
+	}
 	tokenizer, err := datasets.LoadTokenizer(path)
 	if err != nil {
 		return nil, TokenizerIdentity{}, fmt.Errorf("%w; pass --tokenizer with a tokenizer.json file or a folder holding one", err)
@@ -137,6 +148,9 @@ func openSplits(dir string) (train, val *datasets.ShardSet, err error) {
 // the same corpus, tokenizer and sequence length is already there.
 func packCorpus(spec DataSpec, tokenizer *datasets.BPE, identity TokenizerIdentity, logger *slog.Logger) error {
 	absolute, _ := filepath.Abs(spec.Path)
+	if spec.Path == ShippedCorpusName {
+		absolute = ShippedCorpusName
+	}
 	want := packSource{Corpus: absolute, TokenizerID: identity.SHA256, SeqLen: spec.SeqLen}
 	sourcePath := filepath.Join(spec.PackDir, packSourceFile)
 	if data, err := os.ReadFile(sourcePath); err == nil {
@@ -160,7 +174,11 @@ func packCorpus(spec DataSpec, tokenizer *datasets.BPE, identity TokenizerIdenti
 	logger.Info("packing corpus", "corpus", spec.Path, "tokenizer", identity.Name, "seq_len", spec.SeqLen, "packed", spec.PackDir)
 
 	trainPath, valPath := filepath.Join(spec.Path, datasets.SplitTrain), filepath.Join(spec.Path, datasets.SplitValidation)
-	if isDir(trainPath) && isDir(valPath) {
+	if spec.Path == ShippedCorpusName {
+		if err := packShipped(tokenizer, spec.PackDir, options); err != nil {
+			return err
+		}
+	} else if isDir(trainPath) && isDir(valPath) {
 		if err := packSplit(trainPath, datasets.SplitTrain, tokenizer, spec.PackDir, options); err != nil {
 			return err
 		}
@@ -256,6 +274,17 @@ func (p *partSplitter) split(doc datasets.Document) []datasets.Document {
 
 func (p *partSplitter) Close() error { return p.source.Close() }
 
+// packShipped packs the train and val books of the corpus compiled into the binary.
+func packShipped(tokenizer *datasets.BPE, packDir string, options datasets.PackOptions) error {
+	for _, split := range []tinytext.Split{tinytext.SplitTrain, tinytext.SplitValidation} {
+		options.Split = string(split)
+		if _, err := datasets.Pack(tinytext.Source(split), tokenizer, filepath.Join(packDir, string(split)), options); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func isDir(path string) bool {
 	info, err := os.Stat(path)
 	return err == nil && info.IsDir()
@@ -311,6 +340,3 @@ func (s *ShardBatches) Restore(position []byte) error {
 	}
 	return s.iterator.Restore(p)
 }
-
-// ErrNoShippedCorpus is returned when the repository's own corpus cannot be found.
-var ErrNoShippedCorpus = errors.New("shipped corpus not found")

@@ -215,7 +215,7 @@ func openValidation(info RunInfo) (*datasets.ShardSet, error) {
 
 // runTasks scores each task with the model; a task that fails is reported by name and the others still run.
 func runTasks(run *LoadedRun, request EvalRequest) ([]datasets.TaskResult, map[string]string) {
-	tokenizer, err := datasets.LoadTokenizer(run.Info.TokenizerPath)
+	tokenizer, _, err := LoadTokenizer(run.Info.TokenizerPath)
 	failures := map[string]string{}
 	if err != nil {
 		for _, name := range request.Tasks {
@@ -245,4 +245,18 @@ func runTasks(run *LoadedRun, request EvalRequest) ([]datasets.TaskResult, map[s
 		failures = nil
 	}
 	return results, failures
+}
+
+// WriteText writes text to path atomically.
+func WriteText(path, text string) error {
+	return writeFileAtomic(path, []byte(text))
+}
+
+// ReadJSON decodes the JSON file at path into value.
+func ReadJSON(path string, value any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, value)
 }

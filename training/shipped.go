@@ -2,33 +2,18 @@ package training
 
 import (
 	"bufio"
-	"fmt"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 )
 
-// ShippedCorpusName is the --data value that selects the corpus shipped in the repository.
+// ShippedCorpusName is the --data (and --tokenizer) value that selects the corpus compiled into
+// the binary, datasets/tinytext, with its 4096-token BPE.
 const ShippedCorpusName = "tinytext"
 
-// ShippedCorpus returns the folder of a corpus shipped in the repository under datasets/<name>/
-// and its tokenizer.json. It finds the repository by walking up from the working directory to
-// the go.mod of module github.com/gomor/gomor.
-func ShippedCorpus(name string) (corpus, tokenizer string, err error) {
-	root, err := repositoryRoot()
-	if err != nil {
-		return "", "", err
-	}
-	corpus = filepath.Join(root, "datasets", name)
-	tokenizer = filepath.Join(corpus, "tokenizer.json")
-	for _, path := range []string{corpus, tokenizer} {
-		if _, err := os.Stat(path); err != nil {
-			return "", "", fmt.Errorf("%w: %s is missing; pass --data and --tokenizer to train on another corpus", ErrNoShippedCorpus, path)
-		}
-	}
-	return corpus, tokenizer, nil
-}
-
+// repositoryRoot walks up from the working directory to the go.mod of module
+// github.com/gomor/gomor.
 func repositoryRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
@@ -40,7 +25,7 @@ func repositoryRoot() (string, error) {
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", fmt.Errorf("%w: the working directory is not inside the gomor repository; run from the checkout or pass --data and --tokenizer", ErrNoShippedCorpus)
+			return "", errors.New("the working directory is not inside the gomor repository")
 		}
 		dir = parent
 	}

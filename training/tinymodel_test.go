@@ -14,6 +14,9 @@ import (
 // after each step, and random noise drawn from the store's RNG during training.
 type tinyModel struct {
 	vocab, dim int
+
+	// deterministic turns off the training noise, so that runs with different batch splits match.
+	deterministic bool
 }
 
 func (m tinyModel) Description() any { return map[string]int{"vocab": m.vocab, "dim": m.dim} }
@@ -29,7 +32,7 @@ func (m tinyModel) Forward(scope *model.Scope, tokens *Node, options ForwardOpti
 	embedding := scope.In("embedding").WithInitializer(normal).VariableWithShape("table", shapes.Make(dtypes.Float32, m.vocab, m.dim))
 	table := embedding.NodeValue(g)
 	h := Gather(table, ExpandAxes(tokens, -1)) // [B, L, D]
-	if options.Training {
+	if options.Training && !m.deterministic {
 		h = Add(h, MulScalar(scope.RandomNormal(g, h.Shape()), 0.01))
 	}
 

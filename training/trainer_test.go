@@ -8,8 +8,10 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/gomlx/compute"
 	"github.com/gomlx/gomlx/core/tensors"
-	"github.com/gomor/gomor/backend"
+
+	"github.com/gomor/gomor/internal/testutil"
 )
 
 const tinyVocab = 32
@@ -38,7 +40,7 @@ func tinyOptions(t *testing.T, runDir string, steps int) Options {
 	options := DefaultOptions()
 	options.Model = tinyModel{vocab: tinyVocab, dim: 16}
 	options.Data = data
-	options.Backend = backend.MustNew()
+	options.Backend = testutil.Backend(t, "go")
 	options.RunDir = runDir
 	options.BatchSize, options.SeqLen = 4, 16
 	options.Budget = Budget{Unit: BudgetSteps, Value: float64(steps)}
@@ -77,16 +79,28 @@ func TestTrainLossFalls(t *testing.T) {
 }
 
 // TestResumeIsExact kills a run after step 5 (its last checkpoint is at step 4), resumes it and
-// compares the loss curve and final weights with an uninterrupted run.
+// compares the loss curve and final weights with an uninterrupted run, on every backend (pure
+// Go only with -short).
 func TestResumeIsExact(t *testing.T) {
+	testutil.ForEachBackend(t, func(t *testing.T, b compute.Backend) {
+		if testing.Short() && b.Name() != "go" {
+			t.Skip("-short runs the resume test on pure Go only")
+		}
+		testResumeIsExact(t, b)
+	})
+}
+
+func testResumeIsExact(t *testing.T, b compute.Backend) {
 	const steps = 8
 	full := tinyOptions(t, t.TempDir(), steps)
+	full.Backend = b
 	fullResult, err := Train(full)
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	interrupted := tinyOptions(t, t.TempDir(), steps)
+	interrupted.Backend = b
 	interrupted.StopAfter = 5
 	stopped, err := Train(interrupted)
 	if err != nil {
@@ -97,6 +111,7 @@ func TestResumeIsExact(t *testing.T) {
 	}
 
 	resumed := tinyOptions(t, interrupted.RunDir, steps)
+	resumed.Backend = b
 	resumed.Resume = true
 	resumedResult, err := Train(resumed)
 	if err != nil {
@@ -121,6 +136,11 @@ func TestResumeIsExact(t *testing.T) {
 
 func compareStores(t *testing.T, want, got *Result) {
 	t.Helper()
+	compareStoresWithin(t, want, got, 1e-6)
+}
+
+func compareStoresWithin(t *testing.T, want, got *Result, tolerance float64) {
+	t.Helper()
 	for v := range want.Store.IterVariables() {
 		if isTransientVariable(v.Path()) {
 			continue
@@ -134,8 +154,8 @@ func compareStores(t *testing.T, want, got *Result) {
 			continue
 		}
 		maxDiff := maxAbsDiff(v.MustValue(), other.MustValue())
-		if maxDiff > 1e-6 {
-			t.Errorf("variable %s differs after resume by up to %.3g", v.Path(), maxDiff)
+		if maxDiff > tolerance {
+			t.Errorf("variable %s differs by up to %.3g (tolerance %.3g)", v.Path(), maxDiff, tolerance)
 		}
 	}
 }
@@ -247,4 +267,38 @@ func TestNaNStopsRunAndKeepsCheckpoint(t *testing.T) {
 	if checkpoint.State.Step != 2 || nonFinite.LastCheckpoint != checkpoint.Dir {
 		t.Errorf("latest checkpoint is step %d (%s), error names %q; want step 2 named in the error", checkpoint.State.Step, checkpoint.Dir, nonFinite.LastCheckpoint)
 	}
+}
+
+// TestAccumulationMatchesLargerBatch compares 2 micro-batches of 4 rows with 1 batch of 8 rows:
+// both see the same rows per step, and the mean of equal-sized micro-batch means is the batch mean.
+func TestAccumulationMatchesLargerBatch(t *testing.T) {
+	run := func(batch, accumulation int) (*Result, []StepRecord) {
+		options := tinyOptions(t, t.TempDir(), 4)
+		data, err := NewRowBatches(syntheticRows(64, 16), batch, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		options.Data, options.BatchSize, options.Accumulation = data, batch, accumulation
+		options.Model = tinyModel{vocab: tinyVocab, dim: 16, deterministic: true}
+		result, err := Train(options)
+		if err != nil {
+			t.Fatal(err)
+		}
+		records, err := ReadMetrics(filepath.Join(options.RunDir, "metrics.jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return result, records
+	}
+	whole, wholeRecords := run(8, 1)
+	split, splitRecords := run(4, 2)
+	for i := range wholeRecords {
+		if diff := math.Abs(wholeRecords[i].LMLoss - splitRecords[i].LMLoss); diff > 1e-5 {
+			t.Errorf("step %d: LM loss %.7f with batch 8, %.7f with 2×4 accumulated", i+1, wholeRecords[i].LMLoss, splitRecords[i].LMLoss)
+		}
+		if wholeRecords[i].Tokens != splitRecords[i].Tokens {
+			t.Errorf("step %d: %d tokens with batch 8, %d with 2×4", i+1, wholeRecords[i].Tokens, splitRecords[i].Tokens)
+		}
+	}
+	compareStoresWithin(t, whole, split, 1e-4)
 }

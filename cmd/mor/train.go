@@ -32,7 +32,7 @@ const (
 	defaultPreset = "mor-ec-tiny-r3"
 	defaultSeqLen = 128
 	defaultBatch  = 16
-	defaultBudget = "300steps"
+	defaultBudget = "200steps"
 )
 
 // trainFlags are the flags shared by `mor train` and `mor ablate`.
@@ -66,8 +66,8 @@ type trainFlags struct {
 func addTrainingFlags(flags *flag.FlagSet, f *trainFlags) {
 	flags.StringVar(&f.preset, "preset", defaultPreset, "model preset, <family>-<scale>[-r<N_r>][-kvshare], e.g. vanilla-tiny, recursive-tiny-r3, mor-ec-tiny-r3, mor-tc-tiny-r3 (see `mor describe`)")
 	flags.StringVar(&f.configPath, "config", "", "JSON model config file decoded on top of --preset; fields it leaves out keep the preset's values")
-	flags.StringVar(&f.data, "data", training.ShippedCorpusName, "training text: \"tinytext\" (the corpus shipped in datasets/tinytext), a .txt/.jsonl/.jsonl.zst/.parquet file or folder, a folder with train/ and val/ sub-folders (e.g. $GOMOR_DATA/gutenberg), or a folder packed by `mor pack`")
-	flags.StringVar(&f.tokenizer, "tokenizer", "", "tokenizer.json file or folder (tokenizer.json, or vocab.json + merges.txt); empty means the shipped tinytext tokenizer")
+	flags.StringVar(&f.data, "data", training.ShippedCorpusName, "training text: \"tinytext\" (the corpus compiled into mor, datasets/tinytext: 8 books to train, 2 to validate), a .txt/.jsonl/.jsonl.zst/.parquet file or folder, a folder with train/ and val/ sub-folders (e.g. $GOMOR_DATA/gutenberg), or a folder packed by `mor pack`")
+	flags.StringVar(&f.tokenizer, "tokenizer", "", "tokenizer.json file or folder (tokenizer.json, or vocab.json + merges.txt); empty means the 4096-token BPE shipped with tinytext; the model's vocabulary size follows the tokenizer")
 	flags.StringVar(&f.packDir, "pack-dir", "", "folder for the packed shards of a raw corpus; empty means <run-dir>/data; a packing of the same corpus, tokenizer and --seq-len is reused")
 	flags.Float64Var(&f.valFraction, "val-fraction", 0.05, "fraction of documents held out for validation when the corpus has no val/ folder")
 	flags.IntVar(&f.seqLen, "seq-len", defaultSeqLen, "tokens per training row (the context length L)")
@@ -81,7 +81,7 @@ func addTrainingFlags(flags *flag.FlagSet, f *trainFlags) {
 	flags.Float64Var(&f.weightDecay, "weight-decay", 0.1, "AdamW weight decay (decoupled); RMSNorm scales and other rank-1 variables are excluded")
 	flags.Float64Var(&f.clip, "clip", 1.0, "maximum global L2 norm of the gradient; 0 disables clipping")
 	flags.StringVar(&f.budget, "budget", defaultBudget, "training length: a number followed by steps, tokens or flops (forward FLOPs by the MoR paper's rule, so models of different cost get different step counts), e.g. 300steps, 2e6tokens, 5e13flops")
-	flags.IntVar(&f.checkpointEvery, "checkpoint-every", 100, "optimiser steps between checkpoints; 0 writes one only at the end (a killed run loses the steps since the last one)")
+	flags.IntVar(&f.checkpointEvery, "checkpoint-every", 50, "optimiser steps between checkpoints; 0 writes one only at the end (a killed run loses the steps since the last one)")
 	flags.IntVar(&f.keep, "keep", 2, "number of newest checkpoints kept (at least 2)")
 	flags.Int64Var(&f.seed, "seed", 1, "seed of the initialisation, the model's random draws and the data order")
 	flags.BoolVar(&f.noProgress, "no-progress", false, "do not draw the progress bar")
@@ -170,30 +170,13 @@ func (f trainFlags) modelConfig() (mor.Config, error) {
 	return cfg, nil
 }
 
-// dataSpec resolves --data and --tokenizer, with the shipped corpus as the default.
-func (f trainFlags) dataSpec(runDir string) (training.DataSpec, error) {
+// dataSpec resolves --pack-dir; an empty --tokenizer means the shipped corpus's tokenizer.
+func (f trainFlags) dataSpec(runDir string) training.DataSpec {
 	spec := training.DataSpec{Path: f.data, Tokenizer: f.tokenizer, SeqLen: f.seqLen, PackDir: f.packDir, ValidationFraction: f.valFraction}
-	if f.data == training.ShippedCorpusName {
-		corpus, tokenizer, err := training.ShippedCorpus(training.ShippedCorpusName)
-		if err != nil {
-			return spec, err
-		}
-		spec.Path = corpus
-		if spec.Tokenizer == "" {
-			spec.Tokenizer = tokenizer
-		}
-	}
-	if spec.Tokenizer == "" {
-		_, tokenizer, err := training.ShippedCorpus(training.ShippedCorpusName)
-		if err != nil {
-			return spec, fmt.Errorf("no --tokenizer given and %w", err)
-		}
-		spec.Tokenizer = tokenizer
-	}
 	if spec.PackDir == "" {
 		spec.PackDir = filepath.Join(runDir, "data")
 	}
-	return spec, nil
+	return spec
 }
 
 func runTrain(args []string) error {
@@ -254,10 +237,7 @@ func trainAndEvaluate(f trainFlags, b compute.Backend, backendName string, progr
 	if err != nil {
 		return nil, err
 	}
-	spec, err := f.dataSpec(f.runDir)
-	if err != nil {
-		return nil, err
-	}
+	spec := f.dataSpec(f.runDir)
 	data, err := training.PrepareData(spec, slog.Default())
 	if err != nil {
 		return nil, err
@@ -365,12 +345,10 @@ func (f trainFlags) evalRequest(b compute.Backend, backendName string) training.
 	return request
 }
 
-// evalDir returns $GOMOR_DATA/eval, or ../shared/data/eval from the repository when unset.
+// evalDir returns the eval/ folder of training.DataRoot ($GOMOR_DATA or ../shared/data beside
+// the checkout), or "eval" when neither exists so that task errors name a path.
 func evalDir() string {
-	if data := os.Getenv("GOMOR_DATA"); data != "" {
-		return filepath.Join(data, "eval")
-	}
-	return filepath.Join("..", "shared", "data", "eval")
+	return filepath.Join(training.DataRoot(), "eval")
 }
 
 func printOutcome(o *runOutcome) {
