@@ -19,7 +19,9 @@ type TrainedRun struct {
 }
 
 // OpenRun loads the newest complete checkpoint of a run directory (or the
-// checkpoint directory given) and the tokenizer recorded in its run.json.
+// checkpoint directory given) and the tokenizer recorded in its run.json (an
+// empty path there means the tokenizer shipped with the tinytext corpus). It
+// fails when that tokenizer's files changed since training.
 func OpenRun(path string) (*TrainedRun, error) {
 	loaded, err := training.LoadRun(path)
 	if err != nil {
@@ -28,9 +30,13 @@ func OpenRun(path string) (*TrainedRun, error) {
 	if loaded.Model.Config.Router == nil {
 		return nil, fmt.Errorf("run %s trained model %q, which has no router: routing analysis needs a MoR run", path, loaded.Model.Config.Name)
 	}
-	tokenizer, err := datasets.LoadTokenizer(loaded.Info.TokenizerPath)
+	tokenizer, identity, err := training.LoadTokenizer(loaded.Info.TokenizerPath)
 	if err != nil {
-		return nil, fmt.Errorf("loading the run's tokenizer %s: %w", loaded.Info.TokenizerPath, err)
+		return nil, fmt.Errorf("loading the run's tokenizer %q: %w", loaded.Info.TokenizerPath, err)
+	}
+	if identity.SHA256 != loaded.Info.Tokenizer.SHA256 {
+		return nil, fmt.Errorf("tokenizer %q has sha256 %s but run %s was trained with %s: restore the tokenizer files the run used",
+			loaded.Info.TokenizerPath, identity.SHA256, path, loaded.Info.Tokenizer.SHA256)
 	}
 	return &TrainedRun{LoadedRun: loaded, Tokenizer: tokenizer}, nil
 }
