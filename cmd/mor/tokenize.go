@@ -32,7 +32,13 @@ func init() {
 const shippedTokenizerName = "tinytext"
 
 func runTokenize(args []string) error {
+	return tokenizeCommand(args, os.Stdout, os.Stderr)
+}
+
+// tokenizeCommand is `mor tokenize` writing to stdout and stderr.
+func tokenizeCommand(args []string, stdout, stderr io.Writer) error {
 	flags := flag.NewFlagSet("tokenize", flag.ContinueOnError)
+	flags.SetOutput(stderr)
 	tokenizerPath := flags.String("tokenizer", shippedTokenizerName,
 		`tokenizer: a tokenizer.json file, a folder with tokenizer.json or with vocab.json and merges.txt, or "tinytext" for the shipped one`)
 	count := flags.Bool("count", false, "print only the number of tokens of each file (and the total when there are several)")
@@ -61,7 +67,7 @@ func runTokenize(args []string) error {
 		return err
 	}
 
-	out := bufio.NewWriterSize(os.Stdout, 1<<20)
+	out := bufio.NewWriterSize(stdout, 1<<20)
 	defer out.Flush()
 	start := time.Now()
 	var totalBytes, totalTokens int64
@@ -77,7 +83,7 @@ func runTokenize(args []string) error {
 		fmt.Fprintf(out, "%d\ttotal\n", totalTokens)
 	}
 	if *stats {
-		printTokenizeStats(totalBytes, totalTokens, time.Since(start))
+		printTokenizeStats(stderr, totalBytes, totalTokens, time.Since(start))
 	}
 	return out.Flush()
 }
@@ -153,13 +159,13 @@ func writeTokenLines(out *bufio.Writer, tokenizer *datasets.BPE, ids []int) {
 	}
 }
 
-func printTokenizeStats(bytes, tokens int64, elapsed time.Duration) {
+func printTokenizeStats(stderr io.Writer, bytes, tokens int64, elapsed time.Duration) {
 	seconds := elapsed.Seconds()
 	bytesPerToken := 0.0
 	if tokens > 0 {
 		bytesPerToken = float64(bytes) / float64(tokens)
 	}
-	fmt.Fprintf(os.Stderr, "%d bytes, %d tokens (%.2f bytes/token) in %.2f s: %.2f MB/s\n",
+	fmt.Fprintf(stderr, "%d bytes, %d tokens (%.2f bytes/token) in %.2f s: %.2f MB/s\n",
 		bytes, tokens, bytesPerToken, seconds, float64(bytes)/1e6/seconds)
 }
 
