@@ -16,9 +16,10 @@ import (
 
 // DataSpec says where the training text comes from and how to pack it.
 type DataSpec struct {
-	// Path is ShippedCorpusName (the corpus compiled into the binary), a corpus (a .txt/.jsonl/.jsonl.zst/.parquet file or a folder of them), a folder
-	// with train/ and val/ sub-folders (such as the Gutenberg split), or a folder packed by
-	// datasets.Pack (it holds pack.json, or train/ and val/ folders that do).
+	// Path is ShippedCorpusName (the corpus compiled into the binary) or a corpus: a
+	// .txt/.jsonl/.jsonl.zst/.parquet file or a folder of them. A folder with train/ and val/
+	// sub-folders (such as the Gutenberg split) keeps its split. A folder packed by datasets.Pack
+	// (with pack.json, or train/ and val/ folders that have one) is used as it is.
 	Path string
 
 	// Tokenizer is a tokenizer.json file, a folder with tokenizer.json or vocab.json + merges.txt,

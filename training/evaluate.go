@@ -38,7 +38,7 @@ type rowEvaluation struct {
 }
 
 // EvaluateNLL runs the model over rows (each of one length L) in batches of batchSize and returns
-// the paper's validation NLL for the given routing mode and depth cap. A final partial batch is
+// the MoR paper's validation NLL for the given routing mode and depth cap. A final partial batch is
 // padded with copies of the last row, whose results are dropped.
 func EvaluateNLL(backend compute.Backend, store *model.Store, m Model, rows [][]int32, batchSize int, routing RoutingMode, maxDepth int) (result NLLResult) {
 	result = NLLResult{Routing: routing, MaxDepth: maxDepth, Rows: len(rows)}
@@ -141,9 +141,9 @@ type EvalPlan struct {
 	DepthCaps []int // 0 is N_r
 }
 
-// DefaultEvalPlan returns both routing modes for routed models (top-k only otherwise), and depth
-// caps 1..N_r plus N_r+1 for models with a recursion block (a routed model runs at most N_r steps,
-// so the cap above N_r is reported only for recursive baselines).
+// DefaultEvalPlan returns both routing modes for routed models and top-k alone otherwise. Models
+// with a recursion block also get depth caps 1..N_r−1, and recursive baselines N_r+1 as well,
+// because a routed model has routers for N_r steps only and never runs more.
 func DefaultEvalPlan(m Model, hasBlock bool) EvalPlan {
 	plan := EvalPlan{Routings: []RoutingMode{SequenceTopK}, DepthCaps: []int{0}}
 	if m.Routed() {

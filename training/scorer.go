@@ -18,7 +18,7 @@ import (
 // summed from the log-softmax at the positions before each of its tokens.
 //
 // NOTE: with sequence-level top-k routing the padding takes part in the routing decision, so a
-// routed model's scores depend slightly on SeqLen; causal routing does not have that problem.
+// routed model's scores depend slightly on SeqLen. Causal routing has no such dependence.
 type ModelScorer struct {
 	Backend   compute.Backend
 	Store     *model.Store

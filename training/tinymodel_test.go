@@ -8,10 +8,10 @@ import (
 	"github.com/gomlx/gomlx/ml/model/initializer"
 )
 
-// tinyModel is a small language model that exercises every part of the trainer's contract:
-// an embedding with a tied LM head, one residual MLP, a router whose auxiliary loss and metrics
-// are logged, an auxiliary router trained on a stop-gradient input, a non-trainable bias updated
-// after each step, and random noise drawn from the store's RNG during training.
+// tinyModel is a small language model that exercises every part of the trainer's contract.
+// It has an embedding with a tied LM head, one residual MLP and a router whose auxiliary loss and
+// metrics are logged. An auxiliary router learns from a stop-gradient input, a non-trainable bias
+// changes after each step, and training adds noise drawn from the store's RNG.
 type tinyModel struct {
 	vocab, dim int
 
@@ -21,7 +21,7 @@ type tinyModel struct {
 
 func (m tinyModel) Description() any { return map[string]int{"vocab": m.vocab, "dim": m.dim} }
 
-// ForwardFLOPsPerToken counts 2 FLOPs per weight of the two MLP matrices, like the paper's rule.
+// ForwardFLOPsPerToken counts 2 FLOPs per weight of the two MLP matrices, as the MoR paper's rule does.
 func (m tinyModel) ForwardFLOPsPerToken(int) float64 { return 2 * 2 * float64(m.dim*4*m.dim) }
 func (m tinyModel) NumRecursions() int               { return 1 }
 func (m tinyModel) Routed() bool                     { return true }

@@ -70,7 +70,8 @@ type Options struct {
 }
 
 // DefaultOptions returns the MoR paper's optimisation recipe at a tiny scale: WSD with 5%
-// warm-up and 20% decay, peak learning rate 3e-3, the paper's AdamW, no accumulation.
+// warm-up and 20% decay, peak learning rate 3e-3 (its 360M configs), DefaultAdamW, and no
+// accumulation.
 func DefaultOptions() Options {
 	return Options{
 		BatchSize: 16, SeqLen: 128, Accumulation: 1,
@@ -232,7 +233,7 @@ func (r *run) setUp(totalSteps int) error {
 	optionsJSON, _ := json.Marshal(recordedOptions(o, totalSteps))
 	r.state = TrainState{TotalSteps: totalSteps, Model: modelJSON, Tokenizer: o.Tokenizer, Options: optionsJSON}
 
-	if err := r.restoreOrRefuse(modelJSON); err != nil {
+	if err := r.restoreOrReject(modelJSON); err != nil {
 		return err
 	}
 	r.metrics, err = openMetricsLog(filepath.Join(o.RunDir, "metrics.jsonl"), r.startStep)
@@ -250,9 +251,9 @@ func (r *run) setUp(totalSteps int) error {
 	return nil
 }
 
-// restoreOrRefuse loads the newest checkpoint when resuming; a fresh run refuses a run directory
-// that already holds one, so no run is overwritten by accident.
-func (r *run) restoreOrRefuse(modelJSON []byte) error {
+// restoreOrReject loads the newest checkpoint when resuming. A fresh run rejects a run directory
+// that already has one, so no run is overwritten by accident.
+func (r *run) restoreOrReject(modelJSON []byte) error {
 	o := r.options
 	checkpoint, err := LoadLatestCheckpoint(o.RunDir)
 	if !o.Resume {
@@ -261,6 +262,7 @@ func (r *run) restoreOrRefuse(modelJSON []byte) error {
 		}
 		return nil
 	}
+
 	if err != nil {
 		return fmt.Errorf("cannot resume from %s: %w; train without --resume to start a new run", o.RunDir, err)
 	}
@@ -273,6 +275,7 @@ func (r *run) restoreOrRefuse(modelJSON []byte) error {
 	if checkpoint.State.TotalSteps != r.state.TotalSteps {
 		return fmt.Errorf("cannot resume: checkpoint %s has a budget of %d steps but this run has %d; resume with the same budget, batch and sequence length", checkpoint.Dir, checkpoint.State.TotalSteps, r.state.TotalSteps)
 	}
+
 	if err := checkpoint.Restore(r.store); err != nil {
 		return err
 	}

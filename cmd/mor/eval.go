@@ -121,6 +121,7 @@ func runEval(args []string) error {
 	if err != nil {
 		return err
 	}
+
 	run, err := training.LoadRun(f.run)
 	if err != nil {
 		return err
@@ -141,6 +142,7 @@ func runEval(args []string) error {
 	if err != nil {
 		return err
 	}
+
 	fmt.Printf("Evaluated %s (step %d) in %.1f s on %s: %s\n", report.Checkpoint, report.Step, report.Provenance.WallSeconds, backendName, path)
 	printNLL(report.NLL)
 	for _, task := range report.Tasks {

@@ -218,7 +218,7 @@ func newBackend() (compute.Backend, string, error) {
 	return b, name, nil
 }
 
-// runOutcome is what one train-and-evaluate call produced.
+// runOutcome is the result of one train-and-evaluate call.
 type runOutcome struct {
 	RunDir    string
 	Info      training.RunInfo
