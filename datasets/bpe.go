@@ -44,6 +44,8 @@ type BPE struct {
 	sourceName string             // file the tokenizer was loaded from, for messages
 }
 
+var _ Tokenizer = (*BPE)(nil)
+
 // bpeConfig holds the settings of a tokenizer.json that Save writes back.
 type bpeConfig struct {
 	// preTokenizerJSON, postProcessorJSON and decoderJSON are the JSON values of

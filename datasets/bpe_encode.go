@@ -5,9 +5,14 @@ import (
 	"strings"
 )
 
-// maxCachedPieces bounds the pre-token cache of one encoder state. Each entry
-// costs about 100 bytes, so a full cache holds about 25 MB; it is cleared when full.
+// maxCachedPieces bounds the pre-token cache of one encoder state, which is
+// cleared when full. An entry costs about 100 bytes, so a full cache takes
+// about 25 MB.
 const maxCachedPieces = 1 << 18
+
+// maxCachedPieceBytes is the longest piece that is cached. Longer pieces are
+// rare in text, and caching them would let the cache grow without bound.
+const maxCachedPieceBytes = 128
 
 // heapMergeMinBytes is the piece length from which the merge loop uses a heap
 // instead of scanning all pairs after each merge. Scanning costs O(n²), but it
@@ -134,6 +139,12 @@ func (s *encoderState) encodePiece(out []int, piece string) []int {
 	}
 
 	ids := s.mergePiece(piece)
+	if len(piece) > maxCachedPieceBytes {
+		for _, id := range ids {
+			out = append(out, int(id))
+		}
+		return out
+	}
 	if len(s.cache) >= maxCachedPieces {
 		clear(s.cache)
 		s.cacheIDs = s.cacheIDs[:0]

@@ -2,6 +2,7 @@ package datasets
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -101,5 +102,35 @@ func TestCountTokens(t *testing.T) {
 	count, err := tokenizer.CountTokens(strings.NewReader(text))
 	if err != nil || count != int64(len(tokenizer.Encode(text))) {
 		t.Errorf("CountTokens = %d, %v; want %d", count, err, len(tokenizer.Encode(text)))
+	}
+}
+
+// TestEncodeConcurrent encodes from several goroutines at once, which shares
+// the BPE's pool of encoder states; run it with -race to check the sharing.
+func TestEncodeConcurrent(t *testing.T) {
+	tokenizer := trainSmallBPE(t, 340)
+	texts := []string{"The cat's 12 hats", "naïve café", strings.Repeat("x", 300), "<|endoftext|> then"}
+	want := make([][]int, len(texts))
+	for i, text := range texts {
+		want[i] = tokenizer.Encode(text)
+	}
+
+	done := make(chan string)
+	for worker := range 4 {
+		go func() {
+			for round := range 50 {
+				i := (worker + round) % len(texts)
+				if got := tokenizer.Encode(texts[i]); !slices.Equal(got, want[i]) {
+					done <- fmt.Sprintf("goroutine %d: Encode(%q) = %v, want %v", worker, texts[i], got, want[i])
+					return
+				}
+			}
+			done <- ""
+		}()
+	}
+	for range 4 {
+		if message := <-done; message != "" {
+			t.Error(message)
+		}
 	}
 }
