@@ -61,7 +61,7 @@ func TestEncodeStreamHardCuts(t *testing.T) {
 
 // TestPrefixSpaceOnlyAtStart checks that add_prefix_space adds one space at
 // the start of the whole text, also when the text is longer than one
-// pre-tokenization block or is read as a stream of chunks: the result must be
+// pre-tokenization block or is read as a stream of chunks. The result must be
 // the encoding of " " + text without the option.
 func TestPrefixSpaceOnlyAtStart(t *testing.T) {
 	file := tinyTokenizerJSON(t)
