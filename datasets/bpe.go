@@ -7,16 +7,16 @@ import (
 	"slices"
 )
 
-// BPE is a byte-level byte-pair-encoding tokenizer, the scheme of GPT-2,
-// SmolLM and Llama 3. Encoding cuts text at added tokens, cuts the rest into
+// BPE is a byte-level byte-pair-encoding tokenizer, the scheme of GPT-2 and
+// SmolLM. Encoding cuts text at added tokens, cuts the rest into
 // pieces with the pre-tokenizers, and applies the merges to the bytes of each
 // piece, lowest rank first. Decoding concatenates the bytes of the tokens.
 //
 // Load one with LoadTokenizer, LoadTokenizerJSON or LoadGPT2Files, or learn one
 // with TrainBPE. A BPE is safe for concurrent use.
 type BPE struct {
-	// tokens maps an id to the raw bytes of its token; an id that no token
-	// has is nil.
+	// tokens maps an id to the raw bytes of its token. It is nil at an id
+	// that no token has.
 	tokens [][]byte
 
 	// byteLevelTokens maps an id to its token as written in tokenizer files
@@ -26,13 +26,14 @@ type BPE struct {
 	// ids maps the raw bytes of a model token to its id.
 	ids map[string]int32
 
-	// byteIDs maps each byte to the id of its one-byte token, or -1.
+	// byteIDs maps each byte to the id of its one-byte token, else to the unk
+	// token, else to -1.
 	byteIDs [256]int32
 
 	// merges maps a pair of ids to the rank of their merge and the merged id.
 	merges map[idPair]mergeResult
 
-	// mergeList holds the merges in rank order, for saving.
+	// mergeList is the merges in rank order, for saving.
 	mergeList []idPair
 
 	added      addedTokenMatcher
@@ -46,7 +47,7 @@ type BPE struct {
 
 var _ Tokenizer = (*BPE)(nil)
 
-// bpeConfig holds the settings of a tokenizer.json that Save writes back.
+// bpeConfig is the settings of a tokenizer.json that MarshalTokenizerJSON writes back.
 type bpeConfig struct {
 	// preTokenizerJSON, postProcessorJSON and decoderJSON are the JSON values of
 	// those fields, validated when loaded.
