@@ -85,9 +85,14 @@ func BarChartSVG(chart Chart, categories []string, series []BarSeries) string {
 	}
 	yMin, yMax := chart.yRange(ys, true)
 
+	// Long category labels are drawn slanted, with the chart made taller to fit them.
+	labelRotation, labelSpace := categoryLabelLayout(chart, categories)
+	chart.Height += int(labelSpace)
 	canvas := newCanvas(chart)
 	plot := canvas.plotArea(len(series))
+	plot.bottom -= labelSpace
 	plot.setRange(0, float64(len(categories)), yMin, yMax)
+	plot.categoryRotation = labelRotation
 	plot.drawAxes(canvas, chart, nil, categories)
 
 	groupWidth := 0.8
@@ -135,6 +140,26 @@ func HistogramSVG(chart Chart, edges []float64, series []BarSeries) string {
 	}
 	canvas.drawLegend(barNames(series), chart)
 	return canvas.finish()
+}
+
+// categoryLabelLayout returns the rotation of the category labels of a bar
+// chart (0, or −30° when the longest label is wider than its category) and
+// the extra height the slanted labels need, in pixels.
+func categoryLabelLayout(chart Chart, categories []string) (rotation, extraHeight float64) {
+	const charWidth = 6.5 // approximate width of an 11-pixel sans-serif character
+	if len(categories) == 0 {
+		return 0, 0
+	}
+	longest := 0
+	for _, category := range categories {
+		longest = max(longest, len([]rune(category)))
+	}
+	labelWidth := charWidth * float64(longest)
+	categoryWidth := (float64(chart.Width) - marginLeft - marginRight) / float64(len(categories))
+	if labelWidth <= categoryWidth {
+		return 0, 0
+	}
+	return -30, labelWidth / 2
 }
 
 func seriesNames(series []LineSeries) []string {
@@ -299,6 +324,7 @@ func (c *canvas) drawLegend(names []string, chart Chart) {
 type plotArea struct {
 	left, top, right, bottom float64
 	xMin, xMax, yMin, yMax   float64
+	categoryRotation         float64 // degrees; 0 draws category labels level and centred
 }
 
 func (p *plotArea) setRange(xMin, xMax, yMin, yMax float64) {
@@ -330,7 +356,11 @@ func (p *plotArea) drawAxes(c *canvas, chart Chart, xTicks []float64, categories
 		c.text(x, p.bottom+17, formatNumber(tick), "middle", 11, "normal", 0)
 	}
 	for i, category := range categories {
-		c.text(p.px(float64(i)+0.5), p.bottom+17, category, "middle", 11, "normal", 0)
+		if p.categoryRotation == 0 {
+			c.text(p.px(float64(i)+0.5), p.bottom+17, category, "middle", 11, "normal", 0)
+		} else {
+			c.text(p.px(float64(i)+0.5), p.bottom+14, category, "end", 11, "normal", p.categoryRotation)
+		}
 	}
 
 	if chart.XLabel != "" {
