@@ -26,10 +26,10 @@ func writeBrokenPlugin(t *testing.T, dir string) string {
 	return path
 }
 
-func assertContains(t *testing.T, what, text, substring string) {
+func assertContains(t *testing.T, label, text, substring string) {
 	t.Helper()
 	if !strings.Contains(text, substring) {
-		t.Errorf("%s %q does not contain %q", what, text, substring)
+		t.Errorf("%s %q does not contain %q", label, text, substring)
 	}
 }
 

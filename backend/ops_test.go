@@ -38,14 +38,14 @@ func runGraph(t *testing.T, b compute.Backend, graphFn func(g *Graph) []*Node) [
 	return flat
 }
 
-func assertClose(t *testing.T, what string, got, want []float64, tolerance float64) {
+func assertClose(t *testing.T, label string, got, want []float64, tolerance float64) {
 	t.Helper()
 	if len(got) != len(want) {
-		t.Fatalf("%s has %d elements %v, want %d elements %v", what, len(got), got, len(want), want)
+		t.Fatalf("%s has %d elements %v, want %d elements %v", label, len(got), got, len(want), want)
 	}
 	for i := range want {
 		if math.Abs(got[i]-want[i]) > tolerance {
-			t.Errorf("%s[%d] = %v, want %v (tolerance %g); whole output %v", what, i, got[i], want[i], tolerance, got)
+			t.Errorf("%s[%d] = %v, want %v (tolerance %g); whole output %v", label, i, got[i], want[i], tolerance, got)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-// Package testutil holds helpers shared by gomor tests: running a test on every available
+// Package testutil contains helpers shared by gomor tests: running a test on every available
 // compute backend and locating the shared data folder.
 package testutil
 
