@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/gomor/gomor/backend"
 )
@@ -146,6 +147,6 @@ func benchmarkOne(config string, parsed backendsFlags) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("  %-9s %8.1f GFLOP/s  (fastest run %v, compile and first run %v)",
-		config, result.GFLOPS(), result.Best().Round(100_000), result.Compile.Round(1_000_000)), nil
+	return fmt.Sprintf("  %-9s %8.1f GFLOP/s  (fastest run %v, compile and first run %v; %s)",
+		config, result.GFLOPS(), result.Best().Round(100*time.Microsecond), result.Compile.Round(time.Millisecond), b.Description()), nil
 }
