@@ -18,7 +18,8 @@ COPY . .
 # A virtual environment outside the source tree, so that a .venv copied from the build context
 # (made for another machine's paths) is never reused.
 ENV GOMOR_VENV=/opt/gomor-venv \
-    GOMOR_CHECKOUT=/opt/gomor
+    GOMOR_CHECKOUT=/opt/gomor \
+    GOMLX_NO_AUTO_INSTALL=1
 RUN rm -rf .venv && scripts/setup --jupyterlab
 
 # GoNB runs go and goimports from the PATH of the process that starts Jupyter.

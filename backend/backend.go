@@ -127,6 +127,8 @@ type defaultCandidate struct {
 	plugin string
 }
 
+// NOTE: the XLA CUDA path (device detection, plugin search in nvidia/, loading) has never run,
+// because no machine this was developed on has an NVIDIA GPU.
 func defaultCandidates() []defaultCandidate {
 	var candidates []defaultCandidate
 	if hasNVIDIADevice() {

@@ -27,6 +27,10 @@ gomor_export_path() {
 	local go_root_bin
 	go_root_bin="$(go env GOROOT)/bin"
 	export PATH="$GOMOR_VENV/bin:$(gomor_go_bin):$go_root_bin:$PATH"
+
+	# The backend package already disables GoMLX's PJRT auto-installer, which downloads from GitHub
+	# and waits when there is no route; this also covers programs that bypass that package.
+	export GOMLX_NO_AUTO_INSTALL=1
 }
 
 gomor_error() {
