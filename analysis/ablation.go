@@ -257,7 +257,7 @@ type AblationRow struct {
 }
 
 // AblationTable builds one row per run, with every metric the run was
-// evaluated on (NaN otherwise) and the paper rows whose setup it matches.
+// evaluated on (NaN otherwise) and the PaperRows whose setup it matches.
 func AblationTable(runs []Run) []AblationRow {
 	rows := make([]AblationRow, len(runs))
 	for i, run := range runs {

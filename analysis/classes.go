@@ -17,8 +17,8 @@ type TokenClass string
 //   - ClassDigits: every rune of the core is a decimal digit.
 //   - A piece whose core starts with a letter is a word piece. It starts a word
 //     when its text begins with white space, when it is the first token, or when
-//     the previous piece ends in white space, punctuation or a symbol; otherwise
-//     it continues the word of the previous piece. A word start followed by a
+//     the previous piece ends in white space, punctuation or a symbol.
+//     Otherwise it continues the word of the previous piece. A word start followed by a
 //     continuation is ClassWordStart (the first piece of a multi-piece word), a
 //     word start followed by anything else is ClassWholeWord, and a continuation
 //     is ClassContinuation.
@@ -82,7 +82,7 @@ func ClassifyShapes(pieces []string) []TokenClass {
 }
 
 // ownShape classifies a core (a piece without its leading white space) on its
-// own; every word piece comes back as ClassWholeWord for the caller to refine.
+// own. Every word piece comes back as ClassWholeWord for the caller to refine.
 func ownShape(core string) TokenClass {
 	if core == "" {
 		return ClassWhitespace
@@ -128,7 +128,7 @@ func allRunes(s string, predicate func(rune) bool) bool {
 // that splits tokens into frequent and rare.
 //
 // A token is frequent when it belongs to the smallest set of most-counted ids
-// that together cover at least FrequentMass of the corpus tokens; every other
+// that together cover at least FrequentMass of the corpus tokens. Every other
 // id, unseen ones included, is rare. With FrequentMass = 0.5 the frequent ids
 // are the head of the distribution that accounts for half of all running text.
 type FrequencyTable struct {

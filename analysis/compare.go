@@ -15,7 +15,7 @@ const (
 // step (0-based) of a trace: mask[i][j] is true when token i, processed at
 // that step, may attend to token j. The mask is causal (j ≤ i) in both
 // strategies. With recursion-wise caching the keys are the tokens processed
-// at the same step; with recursive KV sharing every earlier token's step-1
+// at the same step. With recursive KV sharing every earlier token's step-1
 // key is cached, so all j ≤ i are visible. Rows of tokens the step skipped are all false.
 func AttentionMask(tr Trace, step int, strategy string) ([][]bool, error) {
 	if step < 0 || step >= tr.NumRecursions {

@@ -196,10 +196,10 @@ func (e *traceExtractor) finalize() {
 // outputsPerStep is the number of graph outputs of each recursion step (see graphFn).
 const outputsPerStep = 4
 
-// graphFn returns, for tokens [B, L]: the next-token loss [B, L−1], the depth
-// [B, L], and for each recursion step the positions its scores belong to
-// [B, K] int32, those scores [B, K], the candidate mask [B, L] and the active
-// mask [B, L], both as float32. Paths whose step records have no Candidates
+// graphFn returns, for tokens [B, L], the next-token loss [B, L−1] and the
+// depth [B, L]. Then, for each recursion step, it returns the positions its
+// scores belong to [B, K] int32, those scores [B, K], and the candidate and
+// active masks [B, L] as float32. Paths whose step records have no Candidates
 // (masked, causal and token-choice routing) score all L positions, so their
 // positions are 0..L−1.
 func (e *traceExtractor) graphFn(scope *model.Scope, tokens *graph.Node) []*graph.Node {

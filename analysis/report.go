@@ -37,8 +37,8 @@ type Summary struct {
 	SamplingAccuracy *Accuracy `json:"sampling_accuracy,omitempty"`
 
 	// Loads, MaxVio and Entropy describe how token-choice traces spread over
-	// the depths; they are NaN (and Loads empty) for expert-choice traces,
-	// whose capacities fix the loads.
+	// the depths. They are NaN (and Loads empty) for expert-choice traces,
+	// because the capacities fix those loads.
 	Loads   []float64 `json:"loads,omitempty"`
 	MaxVio  float64   `json:"max_vio"`
 	Entropy float64   `json:"entropy"`

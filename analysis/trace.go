@@ -1,7 +1,7 @@
 // Package analysis inspects how a Mixture-of-Recursions model routes tokens:
 // routing traces of texts, depth statistics by token class, router score
 // distributions and sampling accuracy, load-balance metrics of token-choice
-// routing, ablation tables against the paper's numbers, and renderers that
+// routing, ablation tables against the MoR paper's numbers (PaperSource), and renderers that
 // write the figures as self-contained HTML and SVG for notebooks and files.
 //
 // Everything except trace extraction works on plain Go values, so traces can be
@@ -16,7 +16,7 @@ import (
 
 // Routing modes, with the same values as mor.RoutingMode.
 const (
-	// RoutingTopK is sequence-level top-k selection, as in training; it sees future tokens.
+	// RoutingTopK is sequence-level top-k selection, as in training, which uses future tokens.
 	RoutingTopK = "top-k"
 	// RoutingCausal continues a token while its router score reaches a threshold.
 	RoutingCausal = "causal"
