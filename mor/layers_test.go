@@ -135,8 +135,8 @@ func TestRoPEScoresDependOnOffsetOnly(t *testing.T) {
 	}
 }
 
-// attentionReference is causal grouped-query attention in float64 loops:
-// query head h uses KV head h/(H/KVH); key j is allowed for query i when
+// attentionReference is causal grouped-query attention in float64 loops.
+// Query head h uses KV head h/(H/KVH), and key j is allowed for query i when
 // keyPositions[j] ≤ queryPositions[i] and valid[j].
 func attentionReference(q, k, v []float32, queryPositions, keyPositions [][]int32, valid [][]bool,
 	batch, queries, keys, heads, kvHeads, headDim int) []float64 {

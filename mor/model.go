@@ -51,6 +51,8 @@ type Output struct {
 // often than it was trained for (test-time depth extrapolation). Extra steps
 // reuse the norms of step N_r when norms are not shared. With a router, the
 // block is handed to routedRecursion.
+//
+// Forward assumes a valid config: call Config.Validate before building the graph.
 func Forward(scope *model.Scope, cfg Config, tokens *graph.Node, opts ForwardOptions) *Output {
 	checkTokens(cfg, tokens)
 	layout := cfg.Layout()

@@ -200,20 +200,20 @@ func trainableVariables(store *model.Store) map[string]shapes.Shape {
 func TestRecursiveHasOnlyUniqueLayerVariables(t *testing.T) {
 	b := testutil.Backend(t, "go")
 	cases := []struct {
-		name            string
-		cfg             Config
-		uniqueLayers    int
-		unrolledNormSet int // unrolled layers with their own pair of norm scales
+		name         string
+		cfg          Config
+		uniqueLayers int // sets of q, k, v, o, gate, up and down projections
+		normPairs    int // pairs of RMSNorm scales: one per unique layer, or one per unrolled layer when unshared
 	}{
-		{"vanilla", testConfig(NoSharing, 4, 1), 4, 0},
-		{"cycle-3x2", testConfig(Cycle, 6, 3), 2, 0},
-		{"middle-cycle-1+2x3+1", testConfig(MiddleCycle, 8, 3), 4, 0},
-		{"middle-sequence-1+2x3+1", testConfig(MiddleSequence, 8, 3), 4, 0},
+		{"vanilla", testConfig(NoSharing, 4, 1), 4, 4},
+		{"cycle-3x2", testConfig(Cycle, 6, 3), 2, 2},
+		{"middle-cycle-1+2x3+1", testConfig(MiddleCycle, 8, 3), 4, 4},
+		{"middle-sequence-1+2x3+1", testConfig(MiddleSequence, 8, 3), 4, 4},
 		{"middle-cycle-unshared-norms", func() Config {
 			c := testConfig(MiddleCycle, 8, 3)
 			c.ShareNorms = false
 			return c
-		}(), 4, 6},
+		}(), 4, 8},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -221,30 +221,23 @@ func TestRecursiveHasOnlyUniqueLayerVariables(t *testing.T) {
 			tokens := randomTokens(rand.New(rand.NewPCG(3, 4)), 1, 5, tc.cfg.VocabSize)
 			forwardLogits(t, b, store, tc.cfg, ForwardOptions{}, tokens)
 
+			// Embedding and final norm, 7 projections per unique layer, 2 scales per norm pair.
 			variables := trainableVariables(store)
-			d := tc.cfg.DModel
-			wantCount := 2 + 9*tc.uniqueLayers + 2*tc.unrolledNormSet // embedding, final norm, layers
-			if tc.unrolledNormSet > 0 {
-				wantCount = 2 + 7*tc.uniqueLayers + 2*(tc.uniqueLayers-2) + 2*tc.unrolledNormSet
-			}
-			if len(variables) != wantCount {
-				t.Errorf("%d trainable variables, want %d:\n%s", len(variables), wantCount, VariableTree(store))
+			if want := 2 + 7*tc.uniqueLayers + 2*tc.normPairs; len(variables) != want {
+				t.Errorf("%d trainable variables, want %d:\n%s", len(variables), want, VariableTree(store))
 			}
 
 			total := 0
 			for _, shape := range variables {
 				total += shape.Size()
 			}
+			d := tc.cfg.DModel
 			embedding := tc.cfg.VocabSize * d
-			sharedLayers := tc.uniqueLayers
-			wantTotal := embedding + d + sharedLayers*perLayerParams(tc.cfg) + tc.unrolledNormSet*2*d
-			if tc.unrolledNormSet > 0 {
-				// The two tied layers keep their projections but not their norms in layer_NN.
-				wantTotal -= 2 * 2 * d
-			}
-			if total != wantTotal {
-				t.Errorf("%d trainable parameters, want %d (embedding %d + final norm %d + %d layers × %d)",
-					total, wantTotal, embedding, d, sharedLayers, perLayerParams(tc.cfg))
+			projections := perLayerParams(tc.cfg) - 2*d
+			want := embedding + d + tc.uniqueLayers*projections + tc.normPairs*2*d
+			if total != want {
+				t.Errorf("%d trainable parameters, want %d (embedding %d + final norm %d + %d × %d projections + %d × %d norms)",
+					total, want, embedding, d, tc.uniqueLayers, projections, tc.normPairs, 2*d)
 			}
 			if counted := CountParams(tc.cfg).Total; int64(total) != counted {
 				t.Errorf("%d trainable parameters, CountParams gives %d", total, counted)
@@ -257,7 +250,8 @@ func TestParamCount360MRecursive(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the 360M graph; skipped with -short")
 	}
-	// SmolLM-360M dimensions with the 1+10+1 Middle-Cycle layout; the paper
+	// SmolLM-360M dimensions with the 1+10+1 Middle-Cycle layout. The
+	// Mixture-of-Recursions paper (Bae et al., 2025, Table 6 and §1.2 layouts)
 	// reports 118.0M non-embedding parameters for it.
 	cfg, err := Preset("recursive-360m-r3")
 	if err != nil {
@@ -279,7 +273,7 @@ func TestParamCount360MRecursive(t *testing.T) {
 		t.Fatalf("compiling the 360M graph failed: %v", err)
 	}
 
-	// The paper's non-embedding count leaves out the embedding and the final norm.
+	// That count leaves out the embedding and the final norm.
 	nonEmbedding := 0
 	for path, shape := range trainableVariables(store) {
 		if path != "/"+scopeEmbedding+"/"+varEmbeddingMatrix && path != "/"+scopeFinalNorm+"/"+varNormScale {
@@ -539,6 +533,9 @@ func TestTinyModelLossFalls(t *testing.T) {
 	}
 }
 
+// BenchmarkTinyForwardBackward measures one forward and backward pass of the
+// recursive-tiny-r3 preset on a [4, 256] batch, on the backend named by
+// GOMLX_BACKEND (pure Go when unset).
 func BenchmarkTinyForwardBackward(b *testing.B) {
 	// The tiny CPU family: D 256, 4/2 heads, F 768, 1 + [2-layer block × 3] + 1, L 256.
 	cfg, err := Preset("recursive-tiny-r3")
@@ -547,7 +544,11 @@ func BenchmarkTinyForwardBackward(b *testing.B) {
 	}
 	const batch, length = 4, 256
 
-	backend := testutil.Backend(b, "go")
+	config := os.Getenv("GOMLX_BACKEND")
+	if config == "" {
+		config = "go"
+	}
+	backend := testutil.Backend(b, config)
 	store := seededStore(b, 1)
 	exec, err := model.NewExec(backend, store, func(scope *model.Scope, tokens *graph.Node) []*graph.Node {
 		loss := LMLoss(Forward(scope, cfg, tokens, ForwardOptions{Training: true}).Logits, tokens, nil).Mean
