@@ -35,6 +35,12 @@ func normsAreShared(cfg Config, u int) bool {
 }
 
 // scopesForLayer returns the variable scopes of unrolled layer ℓ, which uses unique layer u.
+//
+// Tying relies on how gomlx v0.28.6 names variables: a variable is its full
+// path in the Store, and Scope.VariableWithShape returns the existing
+// variable for a path (panicking when the shape differs), so no Reuse() call
+// is needed. Scope.In panics when one Scope value enters the same sub-scope
+// twice, so the model uses Scope.At, which allows re-entry.
 func scopesForLayer(root *model.Scope, cfg Config, u, l int) layerScopes {
 	weights := root.At("%s", uniqueLayerScopeName(u))
 	if normsAreShared(cfg, u) {
