@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -25,8 +26,8 @@ type Provenance struct {
 	Finished    time.Time `json:"finished"`
 }
 
-// NewProvenance fills the command line, the commit of the gomor checkout that holds the working
-// directory ("unknown" outside one, "+dirty" when tracked files differ from it) and the backend.
+// NewProvenance fills the command line, the gomor commit ("+dirty" when tracked files differed
+// from it, "unknown" when neither the binary nor the working directory names one) and the backend.
 func NewProvenance(backendName string, wall time.Duration) Provenance {
 	return Provenance{
 		Command:     os.Args,
@@ -37,7 +38,30 @@ func NewProvenance(backendName string, wall time.Duration) Provenance {
 	}
 }
 
+// gitCommit returns the commit the binary was built from (Go stamps it for builds inside the
+// checkout), or else the commit of the checkout that holds the working directory.
 func gitCommit() string {
+	if info, ok := debug.ReadBuildInfo(); ok {
+		revision, modified := "", false
+		for _, setting := range info.Settings {
+			switch setting.Key {
+			case "vcs.revision":
+				revision = setting.Value
+			case "vcs.modified":
+				modified = setting.Value == "true"
+			}
+		}
+		if revision != "" && modified {
+			return revision + "+dirty"
+		}
+		if revision != "" {
+			return revision
+		}
+	}
+	return checkoutCommit()
+}
+
+func checkoutCommit() string {
 	root, err := repositoryRoot()
 	if err != nil {
 		return "unknown"
@@ -193,6 +217,9 @@ func EvaluateRun(run *LoadedRun, request EvalRequest) (*EvalReport, string, erro
 		Model: run.Model.Config, Tokenizer: run.Info.Tokenizer, SeqLen: run.Info.SeqLen, ValidationRows: len(rows),
 	}
 	report.NLL, _ = RunEvalPlan(request.Backend, run.Store, run.Model, rows, batch, plan)
+	if err := run.checkAllVariablesLoaded(); err != nil {
+		return nil, "", err
+	}
 
 	if len(request.Tasks) > 0 {
 		report.Tasks, report.TaskErrors = runTasks(run, request)
@@ -203,6 +230,26 @@ func EvaluateRun(run *LoadedRun, request EvalRequest) (*EvalReport, string, erro
 		return nil, "", err
 	}
 	return report, path, nil
+}
+
+// checkAllVariablesLoaded returns an error when the forward pass created a trainable variable
+// that the checkpoint lacks: the evaluation would then have used freshly initialised weights.
+func (r *LoadedRun) checkAllVariablesLoaded() error {
+	saved := make(map[string]bool, len(r.Checkpoint.Variables))
+	for _, v := range r.Checkpoint.Variables {
+		saved[v.Path] = true
+	}
+	var missing []string
+	for v := range r.Store.IterVariables() {
+		if v.Trainable && !saved[v.Path()] {
+			missing = append(missing, v.Path())
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("checkpoint %s lacks %d model variables, e.g. %s: the model code changed since training; evaluate with the gomor commit that trained it (%s) or train again",
+			r.Checkpoint.Dir, len(missing), missing[0], r.Info.Provenance.GitCommit)
+	}
+	return nil
 }
 
 func openValidation(info RunInfo) (*datasets.ShardSet, error) {
