@@ -1,6 +1,7 @@
 package training
 
 import (
+	"github.com/gomlx/gomlx/core/tensors"
 	"math"
 	"path/filepath"
 	"testing"
@@ -58,5 +59,77 @@ func TestMoRPresetsTrainAndEvaluate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAuxRouterHasItsOwnGroup trains expert-choice MoR with auxiliary routers and checks that
+// they receive gradients (their own AdamW group) while the main routers still train.
+func TestAuxRouterHasItsOwnGroup(t *testing.T) {
+	cfg := smallPreset(t, "mor-ec-tiny-r3")
+	cfg.Router.AuxRouter = true
+	options := tinyOptions(t, t.TempDir(), 2)
+	options.Model = MoRModel{Config: cfg}
+	if _, err := Train(options); err != nil {
+		t.Fatal(err)
+	}
+	records, err := ReadMetrics(filepath.Join(options.RunDir, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, record := range records {
+		if record.AuxRouterGradNorm <= 0 {
+			t.Errorf("step %d: auxiliary-router gradient norm %g, want > 0", record.Step, record.AuxRouterGradNorm)
+		}
+		if _, found := record.AuxLosses[mor.LossAuxRouterBCE]; !found {
+			t.Errorf("step %d: no %s in the logged losses %v", record.Step, mor.LossAuxRouterBCE, record.AuxLosses)
+		}
+		if record.GradNorm <= 0 {
+			t.Errorf("step %d: model gradient norm %g, want > 0", record.Step, record.GradNorm)
+		}
+	}
+}
+
+// TestLossFreeBiasFollowsLoads checks the token-choice bias after one step: each depth's bias
+// moves by the rate toward balance, b_i = u·sign(mean load − load_i), from the loads the step
+// logged.
+func TestLossFreeBiasFollowsLoads(t *testing.T) {
+	const rate = 0.01
+	cfg := smallPreset(t, "mor-tc-tiny-r3")
+	cfg.Router.BalanceCoeff = 0
+	cfg.Router.LossFreeBiasRate = rate
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("loss-free token-choice config: %v", err)
+	}
+	options := tinyOptions(t, t.TempDir(), 1)
+	options.Model = MoRModel{Config: cfg}
+	result, err := Train(options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	records, err := ReadMetrics(filepath.Join(options.RunDir, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	loads := records[0].Metrics[mor.MetricTokenLoads]
+	if len(loads) != 3 {
+		t.Fatalf("logged token loads %v, want 3 entries", loads)
+	}
+	mean := (loads[0] + loads[1] + loads[2]) / 3
+
+	biasVar := result.Store.GetVariable("/router/token/loss_free_bias")
+	if biasVar == nil {
+		t.Fatal("no loss-free bias variable at /router/token/loss_free_bias")
+	}
+	bias := tensors.MustCopyFlatData[float32](biasVar.MustValue())
+	for i, load := range loads {
+		want := 0.0
+		if mean > load {
+			want = rate
+		} else if mean < load {
+			want = -rate
+		}
+		if math.Abs(float64(bias[i])-want) > 1e-7 {
+			t.Errorf("depth %d: bias %g after one step with load %.4f (mean %.4f), want %g", i+1, bias[i], load, mean, want)
+		}
 	}
 }
