@@ -51,8 +51,8 @@ Trains every model of a suite at the same forward-FLOPs budget (the MoR paper's 
 rule), so a cheaper model sees more tokens, evaluates each one, and writes a comparison table
 (ablation.md and ablation.json) with non-embedding parameters, FLOPs per token, steps, tokens,
 validation NLL, dead-token ratio and wall time. The table is rewritten after each model, and
---resume continues an interrupted suite. The training flags apply to every model; --preset,
---run-dir and --budget are set per model and ignored here.
+--resume continues an interrupted suite. The training flags apply to every model, except
+--preset and --budget, which come from --suite and --flops and are rejected here.
 
 Suite paper-tiny mirrors Table 3 of the MoR paper at tiny scale: vanilla, recursive N_r = 2
 and 3, MoR expert-choice N_r = 2 and 3, MoR token-choice N_r = 3 and MoR expert-choice with
@@ -67,6 +67,15 @@ Flags:
 	}
 	if flags.NArg() > 0 {
 		return f, fmt.Errorf("unexpected arguments %q; run `mor ablate --help`", flags.Args())
+	}
+	var perModel []string
+	flags.Visit(func(set *flag.Flag) {
+		if set.Name == "preset" || set.Name == "budget" {
+			perModel = append(perModel, "--"+set.Name)
+		}
+	})
+	if len(perModel) > 0 {
+		return f, fmt.Errorf("invalid %s: mor ablate takes each model's preset from --suite and its budget from --flops; remove %s", strings.Join(perModel, " and "), strings.Join(perModel, " and "))
 	}
 	if f.suite == "" {
 		return f, fmt.Errorf("missing --suite: use one of %s", strings.Join(training.AblationSuiteNames(), ", "))

@@ -31,7 +31,7 @@ type evalFlags struct {
 func parseEvalFlags(args []string) (evalFlags, error) {
 	var f evalFlags
 	flags := flag.NewFlagSet("eval", flag.ContinueOnError)
-	flags.StringVar(&f.run, "run", "", "run directory of `mor train` (its newest complete checkpoint is used) or one checkpoint directory, e.g. runs/x/checkpoints/step-00000300 (required)")
+	flags.StringVar(&f.run, "run", "", "run directory of \"mor train\" (its newest complete checkpoint is used) or one checkpoint directory, e.g. runs/x/checkpoints/step-00000300 (required)")
 	flags.IntVar(&f.rows, "rows", 64, "validation rows of the run's sequence length; 0 means the whole val split (the MoR paper used 500 rows of 2048 tokens)")
 	flags.IntVar(&f.batch, "batch", 16, "rows per evaluation batch; also requests per batch for tasks")
 	flags.StringVar(&f.routings, "routing", "", "comma-separated routing modes for the NLL: top-k (sequence-level, as the paper reports) and causal (router threshold, no look-ahead); empty means both for routed models and top-k otherwise")

@@ -32,7 +32,7 @@ const (
 	defaultPreset = "mor-ec-tiny-r3"
 	defaultSeqLen = 128
 	defaultBatch  = 16
-	defaultBudget = "200steps"
+	defaultBudget = "150steps"
 )
 
 // trainFlags are the flags shared by `mor train` and `mor ablate`.
@@ -64,9 +64,9 @@ type trainFlags struct {
 
 // addTrainingFlags registers every training flag on flags; ablate reuses them.
 func addTrainingFlags(flags *flag.FlagSet, f *trainFlags) {
-	flags.StringVar(&f.preset, "preset", defaultPreset, "model preset, <family>-<scale>[-r<N_r>][-kvshare], e.g. vanilla-tiny, recursive-tiny-r3, mor-ec-tiny-r3, mor-tc-tiny-r3 (see `mor describe`)")
+	flags.StringVar(&f.preset, "preset", defaultPreset, "model preset, <family>-<scale>[-r<N_r>][-kvshare], e.g. vanilla-tiny, recursive-tiny-r3, mor-ec-tiny-r3, mor-tc-tiny-r3 (see \"mor describe\")")
 	flags.StringVar(&f.configPath, "config", "", "JSON model config file decoded on top of --preset; fields it leaves out keep the preset's values")
-	flags.StringVar(&f.data, "data", training.ShippedCorpusName, "training text: \"tinytext\" (the corpus compiled into mor, datasets/tinytext: 8 books to train, 2 to validate), a .txt/.jsonl/.jsonl.zst/.parquet file or folder, a folder with train/ and val/ sub-folders (e.g. $GOMOR_DATA/gutenberg), or a folder packed by `mor pack`")
+	flags.StringVar(&f.data, "data", training.ShippedCorpusName, "training text: \"tinytext\" (the corpus compiled into mor, datasets/tinytext: 8 books to train, 2 to validate), a .txt/.jsonl/.jsonl.zst/.parquet file or folder, a folder with train/ and val/ sub-folders (e.g. $GOMOR_DATA/gutenberg), or a folder packed by \"mor pack\"")
 	flags.StringVar(&f.tokenizer, "tokenizer", "", "tokenizer.json file or folder (tokenizer.json, or vocab.json + merges.txt); empty means the 4096-token BPE shipped with tinytext; the model's vocabulary size follows the tokenizer")
 	flags.StringVar(&f.packDir, "pack-dir", "", "folder for the packed shards of a raw corpus; empty means <run-dir>/data; a packing of the same corpus, tokenizer and --seq-len is reused")
 	flags.Float64Var(&f.valFraction, "val-fraction", 0.05, "fraction of documents held out for validation when the corpus has no val/ folder")
@@ -170,13 +170,29 @@ func (f trainFlags) modelConfig() (mor.Config, error) {
 	return cfg, nil
 }
 
-// dataSpec resolves --pack-dir; an empty --tokenizer means the shipped corpus's tokenizer.
+// dataSpec resolves --pack-dir and turns the paths absolute, so that run.json stays valid from
+// any working directory. An empty --tokenizer means the shipped corpus's tokenizer.
 func (f trainFlags) dataSpec(runDir string) training.DataSpec {
 	spec := training.DataSpec{Path: f.data, Tokenizer: f.tokenizer, SeqLen: f.seqLen, PackDir: f.packDir, ValidationFraction: f.valFraction}
 	if spec.PackDir == "" {
 		spec.PackDir = filepath.Join(runDir, "data")
 	}
+	spec.PackDir = absolutePath(spec.PackDir)
+	if spec.Path != training.ShippedCorpusName {
+		spec.Path = absolutePath(spec.Path)
+	}
+	if spec.Tokenizer != "" && spec.Tokenizer != training.ShippedCorpusName {
+		spec.Tokenizer = absolutePath(spec.Tokenizer)
+	}
 	return spec
+}
+
+// absolutePath returns path made absolute, or path itself when the working directory is unknown.
+func absolutePath(path string) string {
+	if absolute, err := filepath.Abs(path); err == nil {
+		return absolute
+	}
+	return path
 }
 
 func runTrain(args []string) error {

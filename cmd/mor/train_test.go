@@ -82,6 +82,7 @@ func TestAblateFlagErrors(t *testing.T) {
 		{[]string{"--suite", "nope", "--flops", "1e12"}, `"nope"`},
 		{[]string{"--suite", "paper-tiny"}, "--flops 0"},
 		{[]string{"--suite", "paper-tiny", "--flops", "-3"}, "--flops -3"},
+		{[]string{"--suite", "paper-tiny", "--flops", "1e12", "--budget", "5steps"}, "--budget"},
 	}
 	for _, c := range cases {
 		_, err := parseAblateFlags(c.args)
