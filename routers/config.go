@@ -3,6 +3,12 @@
 // token-choice (one router that assigns each token a recursion depth), with
 // their scoring functions, auxiliary losses, load balancing and diagnostics.
 //
+// "The paper" below is Bae et al., "Mixture-of-Recursions: Learning Dynamic
+// Recursive Depths for Adaptive Token-Level Computation" (arXiv 2507.10524),
+// and "the reference code" is its released implementation
+// (github.com/raymin0223/mixture_of_recursions). Where the two differ, this
+// package follows the code.
+//
 // Router variables live under two scopes below the model's root scope:
 // MainScopeName holds the routers that drive the forward pass, and
 // AuxScopeName holds the auxiliary routers. The auxiliary routers read a
@@ -130,8 +136,8 @@ func DefaultExpertChoice() Config {
 // DefaultTokenChoice returns the released token-choice recipe: a linear router
 // over N_r depths, softmax score, α = 1, temperature 1, balancing loss with
 // coefficient 0.1, z-loss with coefficient 1e-5, no loss-free bias, no warm-up.
-// The z-loss coefficient follows the released config; the paper's table
-// caption says 1e-3.
+// The z-loss coefficient follows the reference code's released config,
+// while the paper's table caption says 1e-3.
 func DefaultTokenChoice() Config {
 	return Config{
 		Kind:         TokenChoice,
@@ -292,9 +298,9 @@ func (c Config) validateKindSpecificOptions() error {
 }
 
 // ParseJSON decodes a router config from JSON on top of the defaults of its
-// kind ("kind" is read first and defaults to expert-choice), so that a field
-// given as 0 or false stays 0 or false and a missing field keeps its default.
-// It does not validate: call Validate with the model's number of recursions.
+// kind. It reads "kind" first, which defaults to expert-choice. A field given
+// as 0 or false stays 0 or false, and a missing field keeps its default.
+// ParseJSON does not validate, so call Validate with the number of recursions.
 func ParseJSON(data []byte) (Config, error) {
 	var header struct {
 		Kind Kind `json:"kind"`

@@ -15,7 +15,9 @@ import (
 // the numCandidates tokens still active. length is the full sequence length,
 // not the number of candidates, as in the reference code.
 func Capacity(beta float64, length, numCandidates int) int {
-	// The epsilon keeps β·L = 2/3·6 = 4 from flooring to 3 in floating point.
+	// The epsilon makes 0.29·100, which is 28.999… in float64, floor to 29.
+	// The reference code's int(β·L) gives 28 there. The default capacities
+	// (N_r−r+1)/N_r give the same k either way for L ≤ 4096 and N_r ≤ 7.
 	k := int(math.Floor(beta*float64(length) + 1e-9))
 	return min(max(1, k), numCandidates)
 }

@@ -102,6 +102,7 @@ func TestCapacity(t *testing.T) {
 		{"length one", 0.5, 1, 1, 1},
 		{"clamped to candidates", 1, 6, 3, 3},
 		{"uses full length not candidates", 0.5, 8, 5, 4},
+		{"float64 product just below an integer", 0.29, 100, 100, 29},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -580,7 +581,9 @@ func TestRouteTokensByHand(t *testing.T) {
 		store := model.NewStore()
 		tokenScope := store.RootScope().At(MainScopeName).At("token")
 		tokenScope.VariableWithValue("weights", weights)
-		tokenScope.VariableWithValue("loss_free_bias", []float32{0, 0.5, 0}) // lifts depth 2 above p0[0] − p0[1] = 0.25
+		// A bias of 0.5 on depth 2 beats token 0's margin p0[0] − p0[1] ≈ 0.36, but not
+		// token 1's margin p1[2] − p1[1] ≈ 0.68.
+		tokenScope.VariableWithValue("loss_free_bias", []float32{0, 0.5, 0})
 		outputs := execModel(t, b, store, func(scope *model.Scope, in []*graph.Node) []*graph.Node {
 			routing := config.RouteTokens(scope, in[0], 3, 0.02, TokenOptions{})
 			return []*graph.Node{routing.Choice, routing.Gates}
