@@ -133,3 +133,43 @@ func TestLossFreeBiasFollowsLoads(t *testing.T) {
 		}
 	}
 }
+
+// TestTinyFLOPsBudgetSteps checks the steps that a FLOPs budget buys for tiny presets against the
+// paper's rule computed by hand at N_ctx = 128, D = 256, F = 768: per full layer, linear
+// 2·(4·D² + 3·D·F) = 1,703,936 and attention 2·D·N_ctx = 65,536.
+func TestTinyFLOPsBudgetSteps(t *testing.T) {
+	const (
+		linear    = 1703936.0
+		attention = 65536.0
+		seqLen    = 128
+		perStep   = 16 * seqLen
+		budget    = 6e11
+	)
+	cases := []struct {
+		preset    string
+		perToken  float64
+		wantSteps int
+	}{
+		// 8 unique layers: 14,155,776 FLOPs/token; 6e11 / (14,155,776 · 2048) = 20.70.
+		{"vanilla-tiny", 8 * (linear + attention), 21},
+		// 1 + [2 layers × 3 steps] + 1 without routing costs the same as vanilla.
+		{"recursive-tiny-r3", 8 * (linear + attention), 21},
+		// Capacities 1, 2/3, 1/3: 2 full layers + 2 block layers × (2·linear + 14/9·attention),
+		// 10,558,577.8 FLOPs/token; 27.75 steps.
+		{"mor-ec-tiny-r3", 2*(linear+attention) + 2*(2*linear+14.0/9*attention), 28},
+	}
+	for _, c := range cases {
+		cfg, err := mor.Preset(c.preset)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := MoRModel{Config: cfg}
+		if got := m.ForwardFLOPsPerToken(seqLen); math.Abs(got-c.perToken) > 1 {
+			t.Errorf("%s: %.1f forward FLOPs per token, want %.1f by hand", c.preset, got, c.perToken)
+		}
+		steps, err := Budget{Unit: BudgetFLOPs, Value: budget}.Steps(perStep, m.ForwardFLOPsPerToken(seqLen))
+		if err != nil || steps != c.wantSteps {
+			t.Errorf("%s: %g FLOPs buy %d steps (err %v), want %d", c.preset, budget, steps, err, c.wantSteps)
+		}
+	}
+}
