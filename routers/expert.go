@@ -120,19 +120,61 @@ type Selection struct {
 	Mask *graph.Node
 }
 
+// maxRankElements bounds B·K² for the pairwise-rank selection. Larger
+// selections sort with TopK instead: O(B·K) memory, but on the pure-Go
+// backend of compute v0.1.5 a sort runs a comparator closure per comparison
+// (about 65 ms for a [4, 192] top-k, measured on a 2-core Xeon) and two sorts
+// at once can deadlock its worker pool.
+var maxRankElements = 1 << 24
+
+// useRanks reports whether the pairwise-rank selection fits for x [B, K].
+func useRanks(x *graph.Node) bool {
+	batch, width := x.Shape().Dim(0), x.Shape().Dim(1)
+	return batch*width*width <= maxRankElements
+}
+
+// descendingRanks returns, for each entry of x [B, K], how many entries of
+// its row come before it in a stable descending order: larger values, and
+// equal values at earlier indices. The result is [B, K] int32, and an entry
+// is among the top k exactly when its rank is below k.
+func descendingRanks(x *graph.Node) *graph.Node {
+	g := x.Graph()
+	width := x.Shape().Dim(1)
+
+	// Pairwise [B, K, K] comparisons: entry i on axis 1, entry j on axis 2.
+	entryI := graph.InsertAxes(x, -1) // [B, K, 1]
+	entryJ := graph.InsertAxes(x, 1)  // [B, 1, K]
+	larger := graph.GreaterThan(entryJ, entryI)
+	tied := graph.Equal(entryJ, entryI)
+	earlier := graph.LessThan( // [1, K, K]: j < i
+		graph.Iota(g, shapes.Make(dtypes.Int32, 1, width, width), 2),
+		graph.Iota(g, shapes.Make(dtypes.Int32, 1, width, width), 1))
+
+	before := graph.LogicalOr(larger, graph.LogicalAnd(tied, earlier))
+	return graph.ReduceSum(graph.ConvertDType(before, dtypes.Int32), -1)
+}
+
 // SelectTopK selects, in each row of gates [B, K], the k largest gates. Ties
-// go to the earlier candidate. The chosen indices are re-sorted ascending and
-// the gates gathered again in that order, so gradients reach the router
+// go to the earlier candidate. The chosen indices are in ascending order and
+// the gates are gathered in that order, so gradients reach the router
 // through Gates while the indices carry none.
 func SelectTopK(gates *graph.Node, k int) Selection {
 	numCandidates := gates.Shape().Dim(1)
-	_, indices := graph.TopK(gates, k, -1)  // [B, k], by descending gate
-	indices = graph.Sort(indices, -1, true) // [B, k], ascending candidate index
+
+	var indices, mask *graph.Node
+	if useRanks(gates) {
+		mask = graph.LessThan(descendingRanks(gates), graph.Scalar(gates.Graph(), dtypes.Int32, k))
+		indices = MaskPositions(mask, k) // [B, k], ascending
+	} else {
+		_, indices = graph.TopK(gates, k, -1)   // [B, k], by descending gate
+		indices = graph.Sort(indices, -1, true) // [B, k], ascending
+		mask = RowMask(indices, numCandidates)
+	}
 
 	// selectedGates: [B, K] → [B, k, 1] → [B, k].
 	selectedGates := GatherRows(graph.InsertAxes(gates, -1), indices)
 	selectedGates = graph.Squeeze(selectedGates, -1)
-	return Selection{Indices: indices, Gates: selectedGates, Mask: RowMask(indices, numCandidates)}
+	return Selection{Indices: indices, Gates: selectedGates, Mask: mask}
 }
 
 // SelectTopKMasked selects, in each row, the k largest gates among the
@@ -140,22 +182,30 @@ func SelectTopK(gates *graph.Node, k int) Selection {
 // position: the full-length equivalent of SelectTopK. It returns a [B, L]
 // bool mask. Every row must hold at least k candidates.
 func SelectTopKMasked(gates, candidates *graph.Node, k int) *graph.Node {
+	if useRanks(gates) {
+		return SelectDynamicTopKMasked(gates, candidates, graph.Scalar(gates.Graph(), dtypes.Int32, k))
+	}
 	masked := graph.Where(candidates, gates, graph.Infinity(gates.Graph(), gates.DType(), -1))
 	return graph.LogicalAnd(graph.TopKMask(masked, k, -1), candidates)
 }
 
 // SelectDynamicTopKMasked is SelectTopKMasked for a count k that is a graph
-// value (a scalar, as during capacity warm-up): each row keeps its k largest
-// candidate gates. It sorts every row fully, so it costs a full-length sort.
+// value: an int32 scalar (as during capacity warm-up) or one count per row,
+// [B, 1]. Each row keeps its k largest candidate gates.
 func SelectDynamicTopKMasked(gates, candidates, k *graph.Node) *graph.Node {
 	g := gates.Graph()
 	batch, length := gates.Shape().Dim(0), gates.Shape().Dim(1)
 	masked := graph.Where(candidates, gates, graph.Infinity(g, gates.DType(), -1))
-	_, order := graph.TopK(masked, length, -1) // [B, L]: positions by descending gate
+	k = graph.ConvertDType(k, dtypes.Int32)
+	if useRanks(gates) {
+		return graph.LogicalAnd(graph.LessThan(descendingRanks(masked), k), candidates)
+	}
 
-	// keep[b, i] is 1 where rank i < k; scattering it to order[b, i] gives the mask.
+	// Sort every row fully, then keep[b, i] = 1 where rank i < k; scattering
+	// it to the sorted positions order[b, i] gives the mask.
+	_, order := graph.TopK(masked, length, -1) // [B, L]: positions by descending gate
 	rank := graph.Iota(g, shapes.Make(dtypes.Int32, batch, length), 1)
-	keep := graph.ConvertDType(graph.LessThan(rank, graph.ConvertDType(k, dtypes.Int32)), dtypes.Float32)
+	keep := graph.ConvertDType(graph.LessThan(rank, k), dtypes.Float32)
 	selected := ScatterAddRows(graph.Zeros(g, shapes.Make(dtypes.Float32, batch, length)), order, keep)
 	return graph.LogicalAnd(graph.GreaterThan(selected, graph.ScalarZero(g, dtypes.Float32)), candidates)
 }

@@ -705,3 +705,68 @@ func TestUpdateLossFreeBiasVariable(t *testing.T) {
 		t.Errorf("the loss-free bias is trainable; the optimiser must not change it")
 	}
 }
+
+// TestSelectionPathsAgree runs each selection with pairwise ranks and with
+// the sorting fallback on gates with ties, and expects identical results.
+func TestSelectionPathsAgree(t *testing.T) {
+	b := sequentialGoBackend(t)
+	gates := [][]float32{
+		{0.3, 0.7, 0.3, 0.1, 0.7, 0.9, 0.3, 0.2},
+		{0.5, 0.5, 0.5, 0.5, 0.1, 0.6, 0.6, 0.0},
+	}
+	candidates := [][]bool{
+		{true, true, false, true, true, false, true, true},
+		{true, false, true, true, true, true, true, false},
+	}
+	run := func() []*tensors.Tensor {
+		return execGraph(t, b, func(in []*graph.Node) []*graph.Node {
+			selection := SelectTopK(in[0], 3)
+			return []*graph.Node{
+				selection.Indices, selection.Gates, selection.Mask,
+				SelectTopKMasked(in[0], in[1], 3),
+				SelectDynamicTopKMasked(in[0], in[1], graph.Const(in[0].Graph(), [][]int32{{2}, {4}})),
+			}
+		}, gates, candidates)
+	}
+
+	withRanks := run()
+	saved := maxRankElements
+	maxRankElements = 0
+	withSort := run()
+	maxRankElements = saved
+
+	// By hand, row 0: top-3 are 0.9 (5), 0.7 (1), 0.7 (4); row 1: 0.6 (5), 0.6 (6), then the tie 0.5 goes to index 0.
+	assertInts(t, "indices with ranks", tensors.MustCopyFlatData[int32](withRanks[0]), []int32{1, 4, 5, 0, 5, 6})
+	assertInts(t, "indices with sort", tensors.MustCopyFlatData[int32](withSort[0]), []int32{1, 4, 5, 0, 5, 6})
+	assertFloats(t, "gates with sort", tensors.MustCopyFlatData[float32](withSort[1]), []float64{0.7, 0.7, 0.9, 0.5, 0.6, 0.6})
+	names := []string{"selected gates", "selection mask", "masked top-k", "dynamic masked top-k"}
+	for i, name := range names {
+		output := i + 1
+		if i == 0 {
+			assertFloats(t, name, tensors.MustCopyFlatData[float32](withRanks[output]), []float64{0.7, 0.7, 0.9, 0.5, 0.6, 0.6})
+			continue
+		}
+		assertBools(t, name+" (ranks against sort)", tensors.MustCopyFlatData[bool](withRanks[output]), tensors.MustCopyFlatData[bool](withSort[output]))
+	}
+
+	// Masked, row 0 among candidates {0,1,3,4,6,7}: 0.7 (1), 0.7 (4), then the tie 0.3 goes to 0.
+	// Row 1 among {0,2,3,4,5,6}: 0.6 (5), 0.6 (6), 0.5 (0).
+	assertBools(t, "masked top-k", tensors.MustCopyFlatData[bool](withRanks[3]), []bool{
+		true, true, false, false, true, false, false, false,
+		true, false, false, false, false, true, true, false,
+	})
+	// Dynamic with k = 2 in row 0 and 4 in row 1.
+	assertBools(t, "dynamic masked top-k", tensors.MustCopyFlatData[bool](withRanks[4]), []bool{
+		false, true, false, false, true, false, false, false,
+		true, false, true, false, false, true, true, false,
+	})
+}
+
+func TestMaskPositionsPadsShortRows(t *testing.T) {
+	b := sequentialGoBackend(t)
+	outputs := execGraph(t, b, func(in []*graph.Node) []*graph.Node {
+		return []*graph.Node{MaskPositions(in[0], 3)}
+	}, [][]bool{{false, true, false, false}, {true, true, true, true}})
+	// Row 0 has one true entry, so its last two slots stay 0. Row 1 keeps its first three.
+	assertInts(t, "positions", tensors.MustCopyFlatData[int32](outputs[0]), []int32{1, 0, 0, 0, 1, 2})
+}

@@ -34,13 +34,19 @@ func GatherRows(x, indices *graph.Node) *graph.Node {
 // x is [B, L, ...], indices [B, k] and updates [B, k, ...]; indices within a row
 // should be distinct (a repeated index adds twice).
 func ScatterAddRows(x, indices, updates *graph.Node) *graph.Node {
+	return scatterAddRows(x, indices, updates, true)
+}
+
+// scatterAddRows is ScatterAddRows with the uniqueness hint of ScatterSum:
+// unique must be false when indices repeat within a row.
+func scatterAddRows(x, indices, updates *graph.Node, unique bool) *graph.Node {
 	dims := x.Shape().Dimensions
 	batch, length := dims[0], dims[1]
 	trailing := dims[2:]
 
 	flatDims := append([]int{batch * length}, trailing...)
 	flat := graph.Reshape(x, flatDims...) // [B·L, ...]
-	summed := graph.ScatterSum(flat, flatRowIndices(indices, length), updates, false, true)
+	summed := graph.ScatterSum(flat, flatRowIndices(indices, length), updates, false, unique)
 	return graph.Reshape(summed, dims...) // [B, L, ...]
 }
 
@@ -54,14 +60,21 @@ func RowMask(indices *graph.Node, length int) *graph.Node {
 }
 
 // MaskPositions returns the positions of the true entries of mask [B, L] in
-// ascending order, [B, count] int32, when every row has exactly count of them.
-// A row with fewer true entries is padded with the smallest false positions.
+// ascending order, [B, count] int32, when every row has exactly count of
+// them. It compacts with a cumulative sum and a scatter, without sorting.
+// A row with fewer true entries leaves its last slots at 0.
 func MaskPositions(mask *graph.Node, count int) *graph.Node {
+	g := mask.Graph()
 	batch, length := mask.Shape().Dim(0), mask.Shape().Dim(1)
-	positions := graph.Iota(mask.Graph(), shapes.Make(dtypes.Int32, batch, length), 1) // [B, L]
+	positions := graph.Iota(g, shapes.Make(dtypes.Int32, batch, length), 1) // [B, L]
 
-	// Key: true entries rank by −position (earliest first), false entries after all of them.
-	key := graph.Where(mask, graph.Neg(positions), graph.SubScalar(graph.Neg(positions), length))
-	_, indices := graph.TopK(key, count, -1)
-	return indices // [B, count]: TopK returns descending keys, so ascending positions.
+	// slot: the index of each true entry among the true entries of its row.
+	// False entries, and true entries past count, go to a spare slot count.
+	slot := graph.CumSum(graph.ConvertDType(mask, dtypes.Int32), 1, &graph.CumSumOptions{Exclusive: true})
+	spare := graph.Scalar(g, dtypes.Int32, count)
+	slot = graph.Where(graph.LogicalAnd(mask, graph.LessThan(slot, spare)), slot, spare)
+
+	// compacted: [B, count+1] with the spare slot last, then [B, count].
+	compacted := scatterAddRows(graph.Zeros(g, shapes.Make(dtypes.Int32, batch, count+1)), slot, positions, false)
+	return graph.Slice(compacted, graph.AxisRange(), graph.AxisRange(0, count))
 }
