@@ -11,6 +11,7 @@ import (
 	"github.com/gomlx/gomlx/support/exceptions"
 
 	"github.com/gomor/gomor/datasets"
+	"github.com/gomor/gomor/mor"
 )
 
 // ModelScorer implements datasets.Scorer with a trained model: each request becomes one row of
@@ -63,13 +64,11 @@ func (s *ModelScorer) build() error {
 	exec, err := model.NewExec(s.Backend, s.Store, func(scope *model.Scope, tokens *Node) []*Node {
 		out := s.Model.Forward(scope, tokens, ForwardOptions{Routing: s.Routing})
 		seqLen := tokens.Shape().Dim(1)
-		vocab := out.Logits.Shape().Dim(2)
-		predictions := ConvertDType(Slice(out.Logits, AxisRange(), AxisRange(0, seqLen-1)), dtypes.Float32) // [B, L−1, V]
-		targets := Slice(tokens, AxisRange(), AxisRange(1, seqLen))                                         // [B, L−1]
-		logProbs := LogSoftmax(predictions, -1)
-		targetLogProbs := ReduceSum(Mul(logProbs, OneHot(targets, vocab, dtypes.Float32)), -1) // [B, L−1]
-		isArgmax := Equal(ArgMax(predictions, -1, targets.DType()), targets)                   // [B, L−1]
-		return []*Node{targetLogProbs, ConvertDType(isArgmax, dtypes.Float32)}
+		targetLogProbs := mor.LMLoss(out.Logits, tokens, nil).TargetLogProbs  // [B, L−1]
+		predictions := Slice(out.Logits, AxisRange(), AxisRange(0, seqLen-1)) // [B, L−1, V]
+		targets := Slice(tokens, AxisRange(), AxisRange(1, seqLen))           // [B, L−1]
+		isArgmax := Equal(ArgMax(predictions, -1, targets.DType()), targets)  // [B, L−1]
+		return []*Node{ConvertDType(targetLogProbs, dtypes.Float32), ConvertDType(isArgmax, dtypes.Float32)}
 	})
 	if err != nil {
 		return err
