@@ -14,8 +14,8 @@ import (
 
 // AdamWConfig configures the optimiser. Variables whose path contains the path element
 // AuxRouterScope form a second parameter group with its own learning rate (AuxLRScale × the
-// scheduled rate), its own moments and its own gradient clipping: the auxiliary router is trained
-// on its own loss, with a stop-gradient on its input, so its update never mixes with the model's.
+// scheduled rate), its own moments and its own gradient clipping. The auxiliary router learns
+// from its own loss with a stop-gradient on its input, so the two groups' updates never mix.
 type AdamWConfig struct {
 	Beta1, Beta2, Epsilon float64
 	WeightDecay           float64
@@ -133,7 +133,7 @@ func (o *adamW) update(scope *model.Scope, grads []*Node, lossFinite *Node) {
 	// and the auxiliary-router group.
 	mainGroup, auxGroup := o.splitGroups(scope, g, grads)
 
-	// Step 2: clip each group by its global norm; a non-finite norm, loss or rate marks the step
+	// Step 2: clip each group by its global norm. A non-finite norm, loss or rate marks the step
 	// as bad, and a bad step changes no variable.
 	mainClip, mainNorm := o.clipFactor(g, mainGroup)
 	auxClip, auxNorm := o.clipFactor(g, auxGroup)

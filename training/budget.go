@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// BudgetUnit is what a training budget counts.
+// BudgetUnit is the unit a training budget is counted in.
 type BudgetUnit string
 
 const (
@@ -50,9 +50,9 @@ func (b Budget) String() string {
 //
 // tokensPerStep is batch × sequence length × accumulation steps. forwardFLOPsPerToken is the
 // forward cost of one token (the MoR paper's rule); it is only used for a FLOPs budget.
-// A tokens or FLOPs budget is rounded to the nearest whole step. That reproduces the MoR
-// paper's released 360M step counts at 16.5e18 FLOPs and 1024×2048 tokens per step (vanilla
-// 9438.15 → 9438, MoR-2 12618.9 → 12619, MoR-3 with KV sharing 14671.96 → 14672) except MoR-3,
+// A tokens or FLOPs budget is rounded to the nearest whole step. At 16.5e18 FLOPs and 1024×2048
+// tokens per step that reproduces the MoR paper's released 360M step counts: vanilla 9438.15 →
+// 9438, MoR-2 12618.9 → 12619, MoR-3 with KV sharing 14671.96 → 14672. The exception is MoR-3,
 // where the rule gives 14160.01 → 14160 and the released config has 14161.
 func (b Budget) Steps(tokensPerStep int, forwardFLOPsPerToken float64) (int, error) {
 	if tokensPerStep <= 0 {

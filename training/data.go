@@ -7,7 +7,7 @@ import (
 )
 
 // BatchSource yields training batches in a reproducible order and can be rewound to a saved
-// position, so a resumed run sees exactly the batches an uninterrupted run would have seen.
+// position, so a resumed run gets exactly the batches of an uninterrupted run.
 type BatchSource interface {
 	// Next returns the next batch as B·L token ids in row-major [B, L] order.
 	Next() ([]int32, error)

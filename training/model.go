@@ -5,12 +5,12 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 )
 
-// RoutingMode is how a routed model chooses, at evaluation, which tokens continue.
+// RoutingMode is the rule by which a routed model chooses, at evaluation, which tokens continue.
 type RoutingMode string
 
 const (
-	// SequenceTopK selects the top-k_r tokens of each whole row, as in training; it sees future
-	// tokens, and it is what the MoR paper's NLL numbers used.
+	// SequenceTopK selects the top-k_r tokens of each whole row, as in training. It reads future
+	// tokens, and the MoR paper's NLL numbers used it.
 	SequenceTopK RoutingMode = "top-k"
 	// CausalRouting thresholds each token's router score and never looks ahead.
 	CausalRouting RoutingMode = "causal"
@@ -30,7 +30,7 @@ type ForwardOptions struct {
 	GlobalStep *graph.Node
 }
 
-// Output is what one forward pass returns to the trainer and the evaluator.
+// Output is the result of one forward pass, for the trainer and the evaluator.
 type Output struct {
 	Logits *graph.Node // [B, L, V]
 

@@ -135,8 +135,8 @@ func TestLossFreeBiasFollowsLoads(t *testing.T) {
 }
 
 // TestTinyFLOPsBudgetSteps checks the steps that a FLOPs budget buys for tiny presets against the
-// paper's rule computed by hand at N_ctx = 128, D = 256, F = 768: per full layer, linear
-// 2·(4·D² + 3·D·F) = 1,703,936 and attention 2·D·N_ctx = 65,536.
+// MoR paper's rule computed by hand at N_ctx = 128, D = 256, F = 768. A full layer costs linear
+// 2·(4·D² + 3·D·F) = 1,703,936 plus attention 2·D·N_ctx = 65,536 FLOPs per token.
 func TestTinyFLOPsBudgetSteps(t *testing.T) {
 	const (
 		linear    = 1703936.0

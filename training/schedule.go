@@ -10,8 +10,8 @@ type ScheduleKind string
 
 const (
 	// WarmupStableDecay is the trapezoid schedule: a linear warm-up from 0 to the peak, a constant
-	// phase, then a linear decay to 0 over the last DecayFraction of the steps (the MoR paper's
-	// main and isoFLOP runs use it with 20% decay).
+	// phase, then a linear decay to 0 over the last DecayFraction of the steps. The MoR paper's
+	// main and isoFLOP runs use it with 20% decay.
 	WarmupStableDecay ScheduleKind = "wsd"
 	// Cosine is a linear warm-up followed by cosine annealing from the peak to MinLRRatio·peak.
 	Cosine ScheduleKind = "cosine"
