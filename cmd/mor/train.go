@@ -288,6 +288,13 @@ func trainAndEvaluate(f trainFlags, b compute.Backend, backendName string, progr
 	if err := os.MkdirAll(f.runDir, 0o755); err != nil {
 		return nil, err
 	}
+
+	// run.json is written before training too, so mor eval can read the checkpoints of a run
+	// that was killed; it is rewritten with the training wall time at the end.
+	info.Provenance = training.NewProvenance(backendName, time.Since(start))
+	if err := training.WriteJSON(filepath.Join(f.runDir, training.RunInfoFile), info); err != nil {
+		return nil, err
+	}
 	slog.Info("training", "run", f.runDir, "preset", f.preset, "backend", backendName, "steps", totalSteps,
 		"tokens_per_step", options.TokensPerStep(), "forward_flops_per_token", info.FLOPsPerToken, "resume", f.resume)
 	result, err := training.Train(options)
