@@ -20,18 +20,6 @@ import (
 
 const routedTolerance = 1e-4
 
-// sequentialGoBackend returns the pure-Go backend with ops run one at a time.
-//
-// NOTE: compute v0.1.5's pure-Go backend can deadlock when two Sort or TopK
-// nodes run at once: each holds a worker while its comparator closure waits
-// for a free one (seen with 2 workers on 2 cores). Routed graphs with an
-// auxiliary router or the masked path's records contain such pairs, so these
-// tests ask for "ops_sequential".
-func sequentialGoBackend(t testing.TB) compute.Backend {
-	t.Helper()
-	return testutil.Backend(t, "go:ops_sequential")
-}
-
 // routedTestConfig returns a tiny Cycle model whose shared block is one layer
 // applied numRecursions times, with the given router and KV strategy.
 func routedTestConfig(numRecursions int, kv KVStrategy, router routers.Config) Config {
@@ -151,7 +139,7 @@ func assertClose(t *testing.T, name string, got, want []float32, tolerance float
 func TestCompactedMatchesMaskedReference(t *testing.T) {
 	for _, kv := range []KVStrategy{RecursionWiseKV, SharedKV, SharedKVUpdate} {
 		t.Run(string(kv), func(t *testing.T) {
-			b := sequentialGoBackend(t)
+			b := testutil.Backend(t, "go")
 			cfg := routedTestConfig(3, kv, expertRouter())
 			hidden := randomHidden(1, 2, 9, cfg.DModel)
 			store := newRoutedStore(t)
@@ -189,7 +177,7 @@ func TestFullCapacityEqualsDenseGatedRecursion(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			b := sequentialGoBackend(t)
+			b := testutil.Backend(t, "go")
 			numRecursions := max(1, len(tc.capacities))
 			router := expertRouter(tc.capacities...)
 			cfg := routedTestConfig(numRecursions, RecursionWiseKV, router)
@@ -245,7 +233,7 @@ func TestDepthsNestedAndCountsExact(t *testing.T) {
 		for _, reference := range []bool{false, true} {
 			name := tc.name + map[bool]string{false: " compacted", true: " masked"}[reference]
 			t.Run(name, func(t *testing.T) {
-				b := sequentialGoBackend(t)
+				b := testutil.Backend(t, "go")
 				cfg := routedTestConfig(tc.numRecursions, RecursionWiseKV, expertRouter())
 				hidden := randomHidden(3, tc.batch, tc.length, cfg.DModel)
 				outputs := execRecursion(t, b, newRoutedStore(t), cfg, ForwardOptions{Reference: reference}, hidden,
@@ -319,7 +307,7 @@ func TestRoutedRejectsInvalidCapacities(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			b := sequentialGoBackend(t)
+			b := testutil.Backend(t, "go")
 			cfg := routedTestConfig(3, RecursionWiseKV, expertRouter(tc.capacities...))
 			store := newRoutedStore(t)
 			fn := func(scope *model.Scope, x *graph.Node) *graph.Node {
@@ -346,7 +334,7 @@ func TestRoutedRejectsInvalidCapacities(t *testing.T) {
 // passes unchanged), not the default α = 0.1, and that BCE coefficient 0
 // leaves the BCE loss out of the weighted sum while still reporting it.
 func TestExplicitZeroOptions(t *testing.T) {
-	b := sequentialGoBackend(t)
+	b := testutil.Backend(t, "go")
 	router, err := routers.ParseJSON([]byte(`{"alpha": 0, "bce_coeff": 0}`))
 	if err != nil {
 		t.Fatalf("parsing the router config failed: %v", err)
@@ -376,7 +364,7 @@ func TestExplicitZeroOptions(t *testing.T) {
 // TestBCETargetsMatchSelection recomputes the BCE loss in Go from the
 // recorded scores and selections.
 func TestBCETargetsMatchSelection(t *testing.T) {
-	b := sequentialGoBackend(t)
+	b := testutil.Backend(t, "go")
 	router := expertRouter()
 	router.Alpha = 1 // keeps the logits recoverable from the scores
 	cfg := routedTestConfig(3, RecursionWiseKV, router)
@@ -423,7 +411,7 @@ func TestBCETargetsMatchSelection(t *testing.T) {
 // against the step-1 keys and values, then only the top-k tokens keep their
 // gated output. The compacted path runs only the selected queries.
 func TestKVSharingMatchesHandBuiltReference(t *testing.T) {
-	b := sequentialGoBackend(t)
+	b := testutil.Backend(t, "go")
 	router := expertRouter(1, 0.5)
 	cfg := routedTestConfig(2, SharedKV, router)
 	batch, length, k := 2, 6, 3
@@ -486,7 +474,7 @@ func TestKVSharingMatchesHandBuiltReference(t *testing.T) {
 // step's router through its gate, and that the auxiliary router is trained
 // only by its own BCE loss.
 func TestGradientsReachEveryRouter(t *testing.T) {
-	b := sequentialGoBackend(t)
+	b := testutil.Backend(t, "go")
 	router := expertRouter()
 	router.AuxRouter = true
 	cfg := routedTestConfig(3, RecursionWiseKV, router)
@@ -565,7 +553,7 @@ func median(values []float32) float64 {
 // under causal routing no earlier logit or depth moves. The threshold is the
 // median step-2 score, so that the rule really drops some tokens.
 func TestCausalRoutingIsPrefixInvariant(t *testing.T) {
-	b := sequentialGoBackend(t)
+	b := testutil.Backend(t, "go")
 	cfg := routedTestConfig(3, RecursionWiseKV, expertRouter())
 	cfg.Sharing, cfg.NumLayers = MiddleCycle, 5
 	store := newRoutedStore(t)
@@ -593,7 +581,7 @@ func TestCausalRoutingIsPrefixInvariant(t *testing.T) {
 // with the auxiliary router's score, on random hidden states whose scores
 // spread around 0.5.
 func TestCausalAuxRouterIsPrefixInvariant(t *testing.T) {
-	b := sequentialGoBackend(t)
+	b := testutil.Backend(t, "go")
 	router := expertRouter()
 	router.AuxRouter = true
 	cfg := routedTestConfig(3, RecursionWiseKV, router)
@@ -623,7 +611,7 @@ func TestCausalAuxRouterIsPrefixInvariant(t *testing.T) {
 // the only slot (k_2 = 1) from an earlier token, whose output then changes.
 // Causal routing on the same inputs leaves the earlier tokens unchanged.
 func TestSequenceTopKSeesTheFuture(t *testing.T) {
-	b := sequentialGoBackend(t)
+	b := testutil.Backend(t, "go")
 	cfg := routedTestConfig(2, RecursionWiseKV, expertRouter(1, 0.25))
 	length := 4
 	store := newRoutedStore(t)
@@ -659,7 +647,7 @@ func TestSequenceTopKSeesTheFuture(t *testing.T) {
 }
 
 func TestMaxDepthCapsRoutedSteps(t *testing.T) {
-	b := sequentialGoBackend(t)
+	b := testutil.Backend(t, "go")
 	for _, router := range []routers.Config{expertRouter(), routers.DefaultTokenChoice()} {
 		t.Run(string(router.Kind), func(t *testing.T) {
 			cfg := routedTestConfig(3, RecursionWiseKV, router)
@@ -690,7 +678,7 @@ func TestMaxDepthCapsRoutedSteps(t *testing.T) {
 func TestTokenChoiceMatchesReference(t *testing.T) {
 	for _, kv := range []KVStrategy{RecursionWiseKV, SharedKV} {
 		t.Run(string(kv), func(t *testing.T) {
-			b := sequentialGoBackend(t)
+			b := testutil.Backend(t, "go")
 			router := routers.DefaultTokenChoice()
 			cfg := routedTestConfig(3, kv, router)
 			batch, length := 2, 7
@@ -762,7 +750,7 @@ func TestRoutedBackendsAgree(t *testing.T) {
 	cfg := routedTestConfig(3, RecursionWiseKV, expertRouter())
 	hidden := randomHidden(12, 2, 9, cfg.DModel)
 	store := newRoutedStore(t)
-	goOutputs := execRecursion(t, sequentialGoBackend(t), store, cfg, ForwardOptions{}, hidden, hiddenDepthActive)
+	goOutputs := execRecursion(t, testutil.Backend(t, "go"), store, cfg, ForwardOptions{}, hidden, hiddenDepthActive)
 
 	xla := testutil.Backend(t, "xla:cpu")
 	xlaOutputs := execRecursion(t, xla, copyStoreToLocal(t, store), cfg, ForwardOptions{}, hidden, hiddenDepthActive)
@@ -794,7 +782,7 @@ func copyStoreToLocal(t testing.TB, store *model.Store) *model.Store {
 // floor((1/3 + 2/3·½)·L) tokens, and after the warm-up the result equals the
 // compacted path at the final capacities.
 func TestCapacityWarmup(t *testing.T) {
-	b := sequentialGoBackend(t)
+	b := testutil.Backend(t, "go")
 	router := expertRouter()
 	router.CapacityWarmupSteps = 100
 	cfg := routedTestConfig(3, RecursionWiseKV, router)
@@ -851,7 +839,7 @@ func TestCapacityWarmup(t *testing.T) {
 // TestRandomRouter checks the random-routing ablation: no router variables,
 // gates in [0, α), exact counts, and no router losses.
 func TestRandomRouter(t *testing.T) {
-	b := sequentialGoBackend(t)
+	b := testutil.Backend(t, "go")
 	router := expertRouter()
 	router.RandomRouter = true
 	cfg := routedTestConfig(3, RecursionWiseKV, router)
@@ -902,7 +890,7 @@ func checkDepthCounts(t *testing.T, depth []int32, batch, length int, counts []i
 // TestTokenChoiceGradientReachesRouter checks that the output reaches the
 // token-choice router through the gate of the final step.
 func TestTokenChoiceGradientReachesRouter(t *testing.T) {
-	b := sequentialGoBackend(t)
+	b := testutil.Backend(t, "go")
 	cfg := routedTestConfig(3, RecursionWiseKV, routers.DefaultTokenChoice())
 	store := newRoutedStore(t)
 	fn := func(scope *model.Scope, x *graph.Node) []*graph.Node {
@@ -932,7 +920,7 @@ func TestTokenChoiceGradientReachesRouter(t *testing.T) {
 // TestExpertMetricsReported checks the per-step diagnostics: the selected
 // fraction is exactly k_r/L, and the accuracies are fractions.
 func TestExpertMetricsReported(t *testing.T) {
-	b := sequentialGoBackend(t)
+	b := testutil.Backend(t, "go")
 	router := expertRouter()
 	router.AuxRouter = true
 	cfg := routedTestConfig(3, RecursionWiseKV, router)

@@ -20,7 +20,7 @@ const tolerance = 1e-5
 //
 // NOTE: compute v0.1.5's pure-Go backend can deadlock when two Sort or TopK
 // nodes run at once, because each holds a worker while its comparator closure
-// waits for a free one. Graphs here with two selections ask for "ops_sequential".
+// waits for a free one. The sorting fallback of the selections has such pairs.
 func sequentialGoBackend(t testing.TB) compute.Backend {
 	t.Helper()
 	return testutil.Backend(t, "go:ops_sequential")
@@ -268,7 +268,7 @@ func TestSelectTopK(t *testing.T) {
 }
 
 func TestSelectTopKTiesGoEarlier(t *testing.T) {
-	b := sequentialGoBackend(t)
+	b := testutil.Backend(t, "go")
 	outputs := execGraph(t, b, func(in []*graph.Node) []*graph.Node {
 		return []*graph.Node{SelectTopK(in[0], 2).Indices}
 	}, [][]float32{{0.5, 0.5, 0.5}})
@@ -276,7 +276,7 @@ func TestSelectTopKTiesGoEarlier(t *testing.T) {
 }
 
 func TestSelectTopKGradientIsMask(t *testing.T) {
-	b := sequentialGoBackend(t)
+	b := testutil.Backend(t, "go")
 	outputs := execGraph(t, b, func(in []*graph.Node) []*graph.Node {
 		selection := SelectTopK(in[0], 2)
 		return graph.Gradient(graph.ReduceAllSum(selection.Gates), in[0])
@@ -309,7 +309,7 @@ func TestGatherScatterRows(t *testing.T) {
 }
 
 func TestMaskPositions(t *testing.T) {
-	b := sequentialGoBackend(t)
+	b := testutil.Backend(t, "go")
 	mask := [][]bool{
 		{false, true, false, true, true},
 		{true, false, false, true, true},
@@ -321,7 +321,7 @@ func TestMaskPositions(t *testing.T) {
 }
 
 func TestSelectTopKMasked(t *testing.T) {
-	b := sequentialGoBackend(t)
+	b := testutil.Backend(t, "go")
 	gates := [][]float32{{0.9, 0.5, 0.3, 0.8, 0.2}}
 	candidates := [][]bool{{false, true, true, true, true}}
 	outputs := execGraph(t, b, func(in []*graph.Node) []*graph.Node {
@@ -355,7 +355,7 @@ func TestBCEWithLogits(t *testing.T) {
 }
 
 func TestZLosses(t *testing.T) {
-	b := sequentialGoBackend(t)
+	b := testutil.Backend(t, "go")
 	outputs := execGraph(t, b, func(in []*graph.Node) []*graph.Node {
 		return []*graph.Node{ExpertZLoss(in[0], nil), TokenZLoss(in[1])}
 	}, [][]float32{{1, 2, 3}}, [][]float32{{0, 0}, {float32(math.Log(3)), 0}})
@@ -367,7 +367,7 @@ func TestZLosses(t *testing.T) {
 }
 
 func TestBalancingLoss(t *testing.T) {
-	b := sequentialGoBackend(t)
+	b := testutil.Backend(t, "go")
 	probs := [][]float32{{0.7, 0.3}, {0.4, 0.6}, {0.9, 0.1}, {0.2, 0.8}}
 	outputs := execGraph(t, b, func(in []*graph.Node) []*graph.Node {
 		return []*graph.Node{BalancingLoss(in[0], in[1]), BalancingLoss(in[0], in[2])}
@@ -380,7 +380,7 @@ func TestBalancingLoss(t *testing.T) {
 }
 
 func TestLoadMetrics(t *testing.T) {
-	b := sequentialGoBackend(t)
+	b := testutil.Backend(t, "go")
 	outputs := execGraph(t, b, func(in []*graph.Node) []*graph.Node {
 		loads := Loads(in[0], 3)
 		return []*graph.Node{loads, MaxVio(loads), Entropy(loads), Entropy(in[1]), MaxVio(in[1])}
@@ -396,7 +396,7 @@ func TestLoadMetrics(t *testing.T) {
 }
 
 func TestSamplingAccuracyAndOverlap(t *testing.T) {
-	b := sequentialGoBackend(t)
+	b := testutil.Backend(t, "go")
 	scores := [][]float32{{0.6, 0.4, 0.7, 0.2}}
 	selected := [][]bool{{true, true, false, false}}
 	auxSelected := [][]bool{{true, false, true, false}}
@@ -417,7 +417,7 @@ func TestSamplingAccuracyAndOverlap(t *testing.T) {
 }
 
 func TestWarmupCapacity(t *testing.T) {
-	b := sequentialGoBackend(t)
+	b := testutil.Backend(t, "go")
 	steps := []int64{0, 50, 100, 200}
 	want := []float64{1, 1.0/3 + 2.0/3*0.5, 1.0 / 3, 1.0 / 3}
 	wantCounts := []int32{6, 4, 2, 2} // floor(β(t)·6), clamped to 6 candidates
@@ -434,7 +434,7 @@ func TestWarmupCapacity(t *testing.T) {
 }
 
 func TestExpertScoresByHand(t *testing.T) {
-	b := sequentialGoBackend(t)
+	b := testutil.Backend(t, "go")
 	x := [][][]float32{{{1, 0}, {0, 1}, {1, 1}}} // [B=1, K=3, D=2]
 	weights := [][]float32{{2}, {-1}}            // z = (2, −1, 1) / T
 
@@ -476,7 +476,7 @@ func TestExpertScoresByHand(t *testing.T) {
 func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
 
 func TestRouterVariablesPerStep(t *testing.T) {
-	b := sequentialGoBackend(t)
+	b := testutil.Backend(t, "go")
 	cases := []struct {
 		architecture string
 		wantShapes   map[string][]int
@@ -517,7 +517,7 @@ func TestRouterVariablesPerStep(t *testing.T) {
 }
 
 func TestRouterInitStd(t *testing.T) {
-	b := sequentialGoBackend(t)
+	b := testutil.Backend(t, "go")
 	config := DefaultExpertChoice()
 	store := model.NewStore()
 	x := make([][][]float32, 1)
@@ -545,7 +545,7 @@ func TestRouterInitStd(t *testing.T) {
 }
 
 func TestRouteTokensByHand(t *testing.T) {
-	b := sequentialGoBackend(t)
+	b := testutil.Backend(t, "go")
 	// Two tokens, D = 2, N_r = 3. Logits: token 0 → (1, 0, 0), token 1 → (0, 0, 2).
 	x := [][][]float32{{{1, 0}, {0, 1}}}
 	weights := [][]float32{{1, 0, 0}, {0, 0, 2}}
@@ -682,7 +682,7 @@ func TestLossFreeBiasBalancesToyRouter(t *testing.T) {
 }
 
 func TestUpdateLossFreeBiasVariable(t *testing.T) {
-	b := sequentialGoBackend(t)
+	b := testutil.Backend(t, "go")
 	config := DefaultTokenChoice()
 	config.LossFreeBiasRate = 0.01
 	store := model.NewStore()
@@ -763,7 +763,7 @@ func TestSelectionPathsAgree(t *testing.T) {
 }
 
 func TestMaskPositionsPadsShortRows(t *testing.T) {
-	b := sequentialGoBackend(t)
+	b := testutil.Backend(t, "go")
 	outputs := execGraph(t, b, func(in []*graph.Node) []*graph.Node {
 		return []*graph.Node{MaskPositions(in[0], 3)}
 	}, [][]bool{{false, true, false, false}, {true, true, true, true}})
