@@ -290,7 +290,11 @@ func trainAndEvaluate(f trainFlags, b compute.Backend, backendName string, progr
 	}
 
 	// run.json is written before training too, so mor eval can read the checkpoints of a run
-	// that was killed; it is rewritten with the training wall time at the end.
+	// that was killed; it is rewritten with the training wall time at the end. A fresh run must
+	// not overwrite the run.json of an existing run.
+	if checkpoint, err := training.LoadLatestCheckpoint(f.runDir); err == nil && !f.resume {
+		return nil, fmt.Errorf("run directory %s already has checkpoint %s: pass --resume to continue it or choose another --run-dir", f.runDir, checkpoint.Dir)
+	}
 	info.Provenance = training.NewProvenance(backendName, time.Since(start))
 	if err := training.WriteJSON(filepath.Join(f.runDir, training.RunInfoFile), info); err != nil {
 		return nil, err
