@@ -51,9 +51,9 @@ func stepScopeName(step int) string {
 }
 
 // ScoreExpertStep runs the router of recursion step `step` (1-based) on the
-// candidate hidden states x [B, K, D]. Its variables live in
-// "<root>/router/step_<step>"; each step has its own router. With
-// RandomRouter the scores are uniform in [0, 1) and no variables are made.
+// candidate hidden states x [B, K, D]. Each step has its own router, with
+// variables in "<root>/router/step_<step>". With RandomRouter the scores
+// are uniform in [0, 1) and no variables are made.
 func (c Config) ScoreExpertStep(root *model.Scope, step int, x *graph.Node, initStd float64) ExpertScores {
 	if c.RandomRouter {
 		return c.randomExpertScores(root, x)
@@ -121,10 +121,10 @@ type Selection struct {
 }
 
 // maxRankElements bounds B·K² for the pairwise-rank selection. Larger
-// selections sort with TopK instead: O(B·K) memory, but on the pure-Go
-// backend of compute v0.1.5 a sort runs a comparator closure per comparison
-// (about 65 ms for a [4, 192] top-k, measured on a 2-core Xeon) and two sorts
-// at once can deadlock its worker pool.
+// selections sort with TopK instead, which needs only O(B·K) memory. On the
+// pure-Go backend of compute v0.1.5, though, a sort runs a comparator
+// closure per comparison: a [4, 192] top-k took about 65 ms on a 2-core
+// Xeon. Two sorts at once can also deadlock that backend's worker pool.
 var maxRankElements = 1 << 24
 
 // useRanks reports whether the pairwise-rank selection fits for x [B, K].
