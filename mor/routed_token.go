@@ -24,6 +24,10 @@ import (
 // dropped, but every step costs a full-length pass, so token-choice costs as
 // much block compute as the Recursive baseline with N_r steps.
 //
+// Each StepRecord has Active and CandidateMask, and Scores [B, L] holds the
+// router's probability of depth r. Candidates and Selected are nil because
+// their counts depend on the data.
+//
 // TODO: compact each step to a static capacity bound (max load per row) to
 // make compute shrink like expert-choice; tokens above the bound would then
 // have to be dropped or the bound set to L.
