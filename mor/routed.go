@@ -40,7 +40,7 @@ const (
 	// that the auxiliary router's own top-k also chose, [steps].
 	MetricAuxTopKAccuracy = "aux_topk_accuracy"
 	// MetricTokenLoads are the fractions of tokens routed to each depth by
-	// token-choice, [N_r]; the loss-free bias update reads them.
+	// token-choice, [N_r]. The loss-free bias update reads them.
 	MetricTokenLoads = "token_loads"
 	// MetricMaxVio is (max load − mean load)/mean load of the token-choice loads, a scalar.
 	MetricMaxVio = "max_vio"

@@ -21,7 +21,7 @@ import (
 // Two paths compute it:
 //   - The compacted path (the default) gathers the k_r selected tokens into a
 //     [B, k_r, D] sequence at their original positions and runs the block on
-//     it, so the block's cost shrinks with capacity, then scatter-adds the
+//     it, so the block's cost shrinks with capacity. It then scatter-adds the
 //     gated output back into [B, L, D]. Attention among the gathered tokens
 //     is recursion-wise KV caching.
 //   - The masked path keeps [B, L, D], runs the block on every token with a
