@@ -99,6 +99,9 @@ func newExpertRun(in RecursionInput, router routers.Config) *expertRun {
 		exceptions.Panicf("mor: invalid ForwardOptions.CausalScore %q: use %q or %q", options.CausalScore, CausalScoreRouter, CausalScoreAuxRouter)
 	}
 
+	// NOTE: GlobalStep is a graph value, so a config with capacity warm-up
+	// takes the full-cost masked path in every training step, also after the
+	// warm-up ends. Rebuilding the training graph without warm-up would avoid it.
 	run.warmup = router.CapacityWarmupSteps > 0 && options.Training && options.GlobalStep != nil
 	run.masked = options.Reference || run.causal || run.warmup
 	return run
