@@ -575,6 +575,13 @@ func TestCausalRoutingIsPrefixInvariant(t *testing.T) {
 	if slices.Min(depth) == slices.Max(depth) {
 		t.Errorf("every token has depth %d at threshold %.4f, so the rule never acted and the test proves nothing", depth[0], options.Threshold)
 	}
+
+	// Appending: the 7-token prefix alone gives the same logits and depths.
+	prefixLogits, prefixDepth, _ := forwardLogitsDepthScores(t, b, store, cfg, options, [][]int32{tokens[0][:7]})
+	assertClose(t, "logits of the 7-token prefix run alone", prefixLogits, logits[:prefix], 1e-5)
+	if !slices.Equal(prefixDepth, depth[:7]) {
+		t.Errorf("depths of the prefix run alone %v, within the longer sequence %v", prefixDepth, depth[:7])
+	}
 }
 
 // TestCausalAuxRouterIsPrefixInvariant does the same on the recursion alone
