@@ -118,7 +118,7 @@ func Select() (Selection, error) {
 		reason = fmt.Sprintf("%s unset and %s; rerun scripts/setup to reinstall it",
 			compute.ConfigEnvVar, strings.Join(skipped, "; "))
 	}
-	return Selection{Config: ConfigGo, Reason: reason, resolved: ConfigGo}, nil
+	return Selection{Config: ConfigGo, Reason: reason, resolved: goConfig("")}, nil
 }
 
 // defaultCandidate is an XLA plugin tried, in order, when GOMLX_BACKEND is unset.
@@ -143,7 +143,7 @@ func resolve(config, source string) (Selection, error) {
 	name, rest, _ := strings.Cut(config, ":")
 	switch {
 	case name == gobackend.BackendName:
-		return Selection{Config: config, Reason: source, resolved: config}, nil
+		return Selection{Config: config, Reason: source, resolved: goConfig(rest)}, nil
 
 	case isXLAName(name):
 		return resolveXLA(config, rest, source)
@@ -152,6 +152,24 @@ func resolve(config, source string) (Selection, error) {
 		return Selection{}, fmt.Errorf("unknown backend %q in %s: use %q (pure Go), %q or %q, or unset %s to choose automatically",
 			name, source, ConfigGo, ConfigXLACPU, ConfigXLACUDA, compute.ConfigEnvVar)
 	}
+}
+
+// goConfig returns the pure-Go backend configuration for the options after "go:", adding
+// ops_sequential unless the options choose an execution mode.
+//
+// NOTE: compute v0.1.5's pure-Go backend deadlocks in its default mode when a graph runs more
+// Sort (or other closure-calling) ops at once than it has workers: each op waits for a worker
+// to run its comparator while holding one. Sequential op execution never waits for a worker
+// and keeps the parallelism inside each op (matrix products, for instance).
+func goConfig(options string) string {
+	var parts []string
+	if options != "" {
+		parts = strings.Split(options, ",")
+	}
+	if !slices.Contains(parts, "ops_parallel") && !slices.Contains(parts, "ops_sequential") {
+		parts = append(parts, "ops_sequential")
+	}
+	return gobackend.BackendName + ":" + strings.Join(parts, ",")
 }
 
 // isXLAName reports whether name is one of the names go-xla registers for its backend.

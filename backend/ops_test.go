@@ -3,9 +3,11 @@ package backend_test
 import (
 	"math"
 	"testing"
+	"time"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 
@@ -116,5 +118,43 @@ func TestGatherScatterAndGradients(t *testing.T) {
 		assertClose(t, "gathered rows", outputs[0], []float64{5, 6, 1, 2, 9, 10}, 0)
 		assertClose(t, "scattered sum", outputs[1], []float64{3, 6, 3, 4, 15, 18, 7, 8, 27, 30, 11, 12}, 1e-6)
 		assertClose(t, "gradient through gather and scatter", outputs[2], []float64{3, 3, 1, 1, 3, 3, 1, 1, 3, 3, 1, 1}, 1e-6)
+	})
+}
+
+func TestManyParallelSortsFinish(t *testing.T) {
+	// Sixteen independent sorts, more than the pure-Go backend's workers, deadlocked
+	// compute v0.1.5's default parallel op execution; the backend package selects
+	// sequential op execution to avoid it.
+	testutil.ForEachBackend(t, func(t *testing.T, b compute.Backend) {
+		const sorts = 16
+		done := make(chan error, 1)
+		go func() {
+			outputs, err := ExecOnceN(b, func(g *Graph) []*Node {
+				var sorted []*Node
+				for i := range sorts {
+					// Row r of the [4, 64] input is -(64·r + column + i), so each row sorts to its reverse.
+					input := Neg(AddScalar(IotaFull(g, shapes.Make(dtypes.Float32, 4, 64)), float64(i)))
+					sorted = append(sorted, Sort(input, -1, true))
+				}
+				return sorted
+			})
+			if err == nil {
+				got := tensors.MustCopyFlatData[float32](outputs[sorts-1])
+				// The first row of the last sort ascends from -(63 + 15) = -78 to -15.
+				if got[0] != -78 || got[63] != -15 {
+					t.Errorf("last sort's first row runs from %v to %v, want -78 to -15", got[0], got[63])
+				}
+			}
+			done <- err
+		}()
+
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("running %d sorts on %s failed: %v", sorts, b.Name(), err)
+			}
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("%d independent sorts on %s did not finish within 2 minutes: the backend deadlocked", sorts, b.Name())
+		}
 	})
 }
