@@ -3,6 +3,8 @@ package mor
 import (
 	"fmt"
 
+	"github.com/gomlx/gomlx/support/exceptions"
+
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/ml/model"
 )
@@ -68,8 +70,8 @@ func blockUnrolledIndex(layout Layout, j, r int) int {
 func NewBlockFunc(root *model.Scope, cfg Config) BlockFunc {
 	layout := cfg.Layout()
 	if len(layout.Block) == 0 {
-		panic(fmt.Sprintf("mor: sharing scheme %q has no recursion block; only %q and %q do",
-			cfg.Sharing, Cycle, MiddleCycle))
+		exceptions.Panicf("mor: sharing scheme %q has no recursion block; only %q and %q do",
+			cfg.Sharing, Cycle, MiddleCycle)
 	}
 
 	calls := 0
@@ -80,8 +82,8 @@ func NewBlockFunc(root *model.Scope, cfg Config) BlockFunc {
 			step = calls
 		}
 		if attention.SharedKV != nil && len(attention.SharedKV) != len(layout.Block) {
-			panic(fmt.Sprintf("mor: BlockAttention.SharedKV has %d entries, the block has %d layers",
-				len(attention.SharedKV), len(layout.Block)))
+			exceptions.Panicf("mor: BlockAttention.SharedKV has %d entries, the block has %d layers",
+				len(attention.SharedKV), len(layout.Block))
 		}
 
 		result := BlockResult{Output: x}

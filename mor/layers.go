@@ -1,8 +1,9 @@
 package mor
 
 import (
-	"fmt"
 	"math"
+
+	"github.com/gomlx/gomlx/support/exceptions"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
@@ -42,7 +43,8 @@ func activationDType(cfg Config) dtypes.DType {
 	case "float64":
 		return dtypes.Float64
 	default:
-		panic(fmt.Sprintf("mor: invalid dtype %q: use \"float32\", \"bfloat16\" or \"float16\"", cfg.DType))
+		exceptions.Panicf("mor: invalid dtype %q: use \"float32\", \"bfloat16\" or \"float16\"", cfg.DType)
+		return dtypes.InvalidDType
 	}
 }
 
@@ -108,7 +110,7 @@ func ApplyRoPE(x, positions *graph.Node, theta float64) *graph.Node {
 	headDim := x.Shape().Dimensions[3]
 	half := headDim / 2
 	if headDim%2 != 0 {
-		panic(fmt.Sprintf("mor: RoPE needs an even head dimension, got %d", headDim))
+		exceptions.Panicf("mor: RoPE needs an even head dimension, got %d", headDim)
 	}
 
 	wideDType := accumulationDType(dtype)

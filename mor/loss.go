@@ -1,7 +1,7 @@
 package mor
 
 import (
-	"fmt"
+	"github.com/gomlx/gomlx/support/exceptions"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/gomlx/core/graph"
@@ -77,17 +77,17 @@ func LMLoss(logits, tokens, mask *graph.Node) Loss {
 // checkLossShapes panics with the shapes when logits, tokens and mask do not line up.
 func checkLossShapes(logits, tokens, mask *graph.Node) {
 	if logits.Rank() != 3 || tokens.Rank() != 2 {
-		panic(fmt.Sprintf("mor: LMLoss needs logits [B, L, V] and tokens [B, L], got %s and %s", logits.Shape(), tokens.Shape()))
+		exceptions.Panicf("mor: LMLoss needs logits [B, L, V] and tokens [B, L], got %s and %s", logits.Shape(), tokens.Shape())
 	}
 	dims, tokenDims := logits.Shape().Dimensions, tokens.Shape().Dimensions
 	if dims[0] != tokenDims[0] || dims[1] != tokenDims[1] {
-		panic(fmt.Sprintf("mor: LMLoss logits %s and tokens %s disagree on [B, L]", logits.Shape(), tokens.Shape()))
+		exceptions.Panicf("mor: LMLoss logits %s and tokens %s disagree on [B, L]", logits.Shape(), tokens.Shape())
 	}
 	if dims[1] < 2 {
-		panic(fmt.Sprintf("mor: LMLoss needs sequences of at least 2 tokens to have a target, got length %d", dims[1]))
+		exceptions.Panicf("mor: LMLoss needs sequences of at least 2 tokens to have a target, got length %d", dims[1])
 	}
 	if mask != nil && !mask.Shape().EqualDimensions(tokens.Shape()) {
-		panic(fmt.Sprintf("mor: LMLoss mask %s must have the shape of tokens %s", mask.Shape(), tokens.Shape()))
+		exceptions.Panicf("mor: LMLoss mask %s must have the shape of tokens %s", mask.Shape(), tokens.Shape())
 	}
 }
 

@@ -1,7 +1,7 @@
 package mor
 
 import (
-	"fmt"
+	"github.com/gomlx/gomlx/support/exceptions"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
@@ -57,11 +57,11 @@ func Forward(scope *model.Scope, cfg Config, tokens *graph.Node, opts ForwardOpt
 	checkTokens(cfg, tokens)
 	layout := cfg.Layout()
 	if opts.MaxDepth < 0 {
-		panic(fmt.Sprintf("mor: ForwardOptions.MaxDepth is %d; use 0 for N_r or a positive step count", opts.MaxDepth))
+		exceptions.Panicf("mor: ForwardOptions.MaxDepth is %d; use 0 for N_r or a positive step count", opts.MaxDepth)
 	}
 	if opts.MaxDepth > 0 && len(layout.Block) == 0 {
-		panic(fmt.Sprintf("mor: ForwardOptions.MaxDepth = %d needs a recursion block, and sharing scheme %q has none; use %q or %q",
-			opts.MaxDepth, cfg.Sharing, Cycle, MiddleCycle))
+		exceptions.Panicf("mor: ForwardOptions.MaxDepth = %d needs a recursion block, and sharing scheme %q has none; use %q or %q",
+			opts.MaxDepth, cfg.Sharing, Cycle, MiddleCycle)
 	}
 
 	out := &Output{Losses: map[string]*graph.Node{}, Metrics: map[string]*graph.Node{}}
@@ -94,11 +94,11 @@ func Forward(scope *model.Scope, cfg Config, tokens *graph.Node, opts ForwardOpt
 // checkTokens panics with the shape and the fix when tokens cannot be a batch of sequences for cfg.
 func checkTokens(cfg Config, tokens *graph.Node) {
 	if tokens.Rank() != 2 || !tokens.DType().IsInt() {
-		panic(fmt.Sprintf("mor: Forward needs tokens of shape [batch, length] with an integer dtype, got %s", tokens.Shape()))
+		exceptions.Panicf("mor: Forward needs tokens of shape [batch, length] with an integer dtype, got %s", tokens.Shape())
 	}
 	if cfg.MaxSeqLen > 0 && tokens.Shape().Dimensions[1] > cfg.MaxSeqLen {
-		panic(fmt.Sprintf("mor: sequence length %d exceeds max_seq_len %d; cut the input or raise max_seq_len",
-			tokens.Shape().Dimensions[1], cfg.MaxSeqLen))
+		exceptions.Panicf("mor: sequence length %d exceeds max_seq_len %d; cut the input or raise max_seq_len",
+			tokens.Shape().Dimensions[1], cfg.MaxSeqLen)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/gomlx/gomlx/support/exceptions"
+
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/graph"
@@ -88,7 +90,7 @@ func (c Config) scoresFromLogits(logits *graph.Node) ExpertScores {
 	case NoScore:
 		scores = logits
 	default:
-		panic(fmt.Sprintf("routers: invalid expert-choice score_func %q: use %q, %q or %q", c.ScoreFunc, Sigmoid, Tanh, NoScore))
+		exceptions.Panicf("routers: invalid expert-choice score_func %q: use %q, %q or %q", c.ScoreFunc, Sigmoid, Tanh, NoScore)
 	}
 	return ExpertScores{Logits: logits, Scores: scores, Gates: graph.MulScalar(scores, c.Alpha)}
 }

@@ -1,7 +1,7 @@
 package routers
 
 import (
-	"fmt"
+	"github.com/gomlx/gomlx/support/exceptions"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
@@ -42,7 +42,8 @@ func routerLogits(scope *model.Scope, architecture string, x *graph.Node, output
 		hidden := activation.Gelu(projectLastAxis(x, hiddenWeights))
 		return projectLastAxis(hidden, outputWeights)
 	}
-	panic(fmt.Sprintf("routers: invalid architecture %q: use %q, %q or %q", architecture, Linear, MLP, WideMLP))
+	exceptions.Panicf("routers: invalid architecture %q: use %q, %q or %q", architecture, Linear, MLP, WideMLP)
+	return nil
 }
 
 // projectLastAxis multiplies x [..., in] by weights [in, out] into [..., out].

@@ -3,6 +3,8 @@ package routers
 import (
 	"fmt"
 
+	"github.com/gomlx/gomlx/support/exceptions"
+
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/graph"
@@ -81,7 +83,8 @@ func (c Config) tokenProbs(logits *graph.Node) *graph.Node {
 	case Sigmoid:
 		return graph.Sigmoid(logits)
 	}
-	panic(fmt.Sprintf("routers: invalid token-choice score_func %q: use %q or %q", c.ScoreFunc, Softmax, Sigmoid))
+	exceptions.Panicf("routers: invalid token-choice score_func %q: use %q or %q", c.ScoreFunc, Softmax, Sigmoid)
+	return nil
 }
 
 // randomDistribution draws, per token, uniform numbers normalised to sum to
