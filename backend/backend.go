@@ -159,8 +159,9 @@ func resolve(config, source string) (Selection, error) {
 //
 // NOTE: compute v0.1.5's pure-Go backend deadlocks in its default mode when a graph runs more
 // Sort (or other closure-calling) ops at once than it has workers: each op waits for a worker
-// to run its comparator while holding one. Sequential op execution never waits for a worker
-// and keeps the parallelism inside each op (matrix products, for instance).
+// to run its comparator while holding one. Sequential op execution runs the ops on the calling
+// goroutine, so no op holds a worker while it waits, and ops still use workers inside (matrix
+// products, for instance).
 func goConfig(options string) string {
 	var parts []string
 	if options != "" {

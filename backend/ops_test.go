@@ -123,8 +123,8 @@ func TestGatherScatterAndGradients(t *testing.T) {
 
 func TestManyParallelSortsFinish(t *testing.T) {
 	// Sixteen independent sorts, more than the pure-Go backend's workers, deadlocked
-	// compute v0.1.5's default parallel op execution; the backend package selects
-	// sequential op execution to avoid it.
+	// compute v0.1.5's default parallel op execution. The backend package selects
+	// sequential op execution to avoid that.
 	testutil.ForEachBackend(t, func(t *testing.T, b compute.Backend) {
 		const sorts = 16
 		done := make(chan error, 1)
