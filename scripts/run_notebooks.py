@@ -112,6 +112,7 @@ def main():
 
     failed = 0
     for path in arguments.notebooks:
+        print(f"run  {path}", flush=True)
         start = time.monotonic()
         problems = run_notebook(path.resolve(), arguments.timeout, arguments.output)
         seconds = time.monotonic() - start
@@ -123,7 +124,7 @@ def main():
                 print(f"  {where}: {reasons}; last lines:")
                 print("    " + last_lines(text, MAX_CONTEXT_LINES).replace("\n", "\n    "))
         else:
-            print(f"ok   {path} ({seconds:.0f} s)")
+            print(f"ok   {path} ({seconds:.0f} s)", flush=True)
 
     passed = len(arguments.notebooks) - failed
     print(f"notebooks: {passed} passed, {failed} failed")
