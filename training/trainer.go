@@ -62,6 +62,10 @@ type Options struct {
 	// Progress receives the progress bar; nil disables it.
 	Progress io.Writer
 
+	// LogEvery logs the step, loss and throughput every LogEvery steps through Logger; 0 disables
+	// it. Runs without a terminal use it in place of the progress bar.
+	LogEvery int
+
 	// StopAfter ends the run after this many optimiser steps in this process, without a final
 	// checkpoint, as a killed process would; 0 means no limit.
 	StopAfter int
@@ -357,6 +361,10 @@ func (r *run) loop() (*Result, error) {
 		if bar != nil {
 			bar.Describe(fmt.Sprintf("loss %.4f  %.0f tok/s", record.LMLoss, record.TokensPerSecond))
 			_ = bar.Add(1)
+		}
+		if o.LogEvery > 0 && record.Step%o.LogEvery == 0 {
+			r.logger.Info("training step", "run", o.RunDir, "step", record.Step, "total_steps", total,
+				"lm_loss", record.LMLoss, "lr", record.LR, "tokens_per_second", record.TokensPerSecond)
 		}
 		isLast := step+1 == total
 		if isLast || (o.CheckpointEvery > 0 && (step+1)%o.CheckpointEvery == 0) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gomlx/compute"
+	"golang.org/x/term"
 
 	"github.com/gomor/gomor/backend"
 	"github.com/gomor/gomor/mor"
@@ -84,7 +85,7 @@ func addTrainingFlags(flags *flag.FlagSet, f *trainFlags) {
 	flags.IntVar(&f.checkpointEvery, "checkpoint-every", 50, "optimiser steps between checkpoints; 0 writes one only at the end (a killed run loses the steps since the last one)")
 	flags.IntVar(&f.keep, "keep", 2, "number of newest checkpoints kept (at least 2)")
 	flags.Int64Var(&f.seed, "seed", 1, "seed of the initialisation, the model's random draws and the data order")
-	flags.BoolVar(&f.noProgress, "no-progress", false, "do not draw the progress bar")
+	flags.BoolVar(&f.noProgress, "no-progress", false, "draw no progress bar and log no periodic step lines (without a terminal, a line is logged every 10% of the steps in place of the bar)")
 	flags.BoolVar(&f.noEval, "no-eval", false, "skip the evaluation after training")
 	flags.IntVar(&f.evalRows, "eval-rows", 64, "validation rows (of --seq-len tokens) for the NLL; 0 means the whole val split")
 	flags.IntVar(&f.evalBatch, "eval-batch", 16, "rows per evaluation batch")
@@ -271,8 +272,13 @@ func trainAndEvaluate(f trainFlags, b compute.Backend, backendName string, progr
 	}
 	options := f.trainOptions(cfg, source, b)
 	options.Tokenizer = data.Identity
-	if !f.noProgress && progress != nil {
+	switch {
+	case f.noProgress || progress == nil:
+	case term.IsTerminal(int(progress.Fd())):
 		options.Progress = progress
+	default:
+		// Without a terminal the bar's redraws would fill the log, so log every 10% instead.
+		options.LogEvery = max(1, totalStepsHint(options)/10)
 	}
 	totalSteps, err := options.TotalSteps()
 	if err != nil {
@@ -324,6 +330,15 @@ func trainAndEvaluate(f trainFlags, b compute.Backend, backendName string, progr
 	}
 	outcome.TotalWall = time.Since(start)
 	return outcome, nil
+}
+
+// totalStepsHint returns the run's step count, or 100 when the budget cannot be turned into steps
+// yet (Train reports that error).
+func totalStepsHint(options training.Options) int {
+	if steps, err := options.TotalSteps(); err == nil {
+		return steps
+	}
+	return 100
 }
 
 // fitConfigToData sets the vocabulary to the tokenizer's and raises max_seq_len to --seq-len.
