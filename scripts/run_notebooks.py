@@ -93,6 +93,9 @@ def run_notebook(path, timeout_seconds, output_folder):
             problems = find_problems(notebook)
         except (CellTimeoutError, DeadKernelError) as error:
             problems = [(0, type(error).__name__, str(error))] + find_problems(notebook)
+        except Exception as error:  # noqa: BLE001 - any failure of one notebook must not stop the others
+            # nbclient 0.11.0 raises AssertionError from its cleanup when the kernel died early.
+            problems = [(0, f"execution failed with {type(error).__name__}", repr(error))] + find_problems(notebook)
         finally:
             if output_folder is not None:
                 output_folder.mkdir(parents=True, exist_ok=True)
