@@ -178,16 +178,22 @@ func (l *metricsLog) close() error {
 	return err
 }
 
-// ReadMetrics reads every record of a metrics.jsonl file.
+// ReadMetrics reads every record of a metrics.jsonl file. A last line without its newline that
+// does not parse is skipped: it is a record a killed run was still writing.
 func ReadMetrics(path string) ([]StepRecord, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading metrics log: %w", err)
 	}
+	lines := splitLines(data)
+	partialLast := len(data) > 0 && data[len(data)-1] != '\n'
 	var records []StepRecord
-	for i, line := range splitLines(data) {
+	for i, line := range lines {
 		var record StepRecord
 		if err := json.Unmarshal(line, &record); err != nil {
+			if partialLast && i == len(lines)-1 {
+				break
+			}
 			return nil, fmt.Errorf("%s line %d: %w", path, i+1, err)
 		}
 		records = append(records, record)
