@@ -159,6 +159,12 @@ func (l *metricsLog) write(record StepRecord) error {
 	if _, err := l.writer.Write(append(line, '\n')); err != nil {
 		return fmt.Errorf("writing metrics log: %w", err)
 	}
+
+	// Hand each record to the operating system at once, so the log can be followed while the
+	// run goes on; flush (before each checkpoint) also syncs it to disk.
+	if err := l.writer.Flush(); err != nil {
+		return fmt.Errorf("writing metrics log: %w", err)
+	}
 	return nil
 }
 

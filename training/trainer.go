@@ -70,7 +70,24 @@ type Options struct {
 	// checkpoint, as a killed process would; 0 means no limit.
 	StopAfter int
 
+	// Interrupt, when closed, ends the run after the step in progress: Train writes a checkpoint
+	// and returns an *InterruptedError. The mor command closes it on SIGINT and SIGTERM.
+	Interrupt <-chan struct{}
+
 	Logger *slog.Logger
+}
+
+// InterruptedError reports a run ended through Options.Interrupt. Checkpoint is the checkpoint
+// written at Step, from which --resume continues.
+type InterruptedError struct {
+	Step       int
+	TotalSteps int
+	Checkpoint string
+}
+
+func (e *InterruptedError) Error() string {
+	return fmt.Sprintf("training interrupted after step %d of %d; checkpoint %s holds it: rerun with the same flags and --resume to continue",
+		e.Step, e.TotalSteps, e.Checkpoint)
 }
 
 // DefaultOptions returns the MoR paper's optimisation recipe at a tiny scale: WSD with 5%
@@ -367,10 +384,15 @@ func (r *run) loop() (*Result, error) {
 				"lm_loss", record.LMLoss, "lr", record.LR, "tokens_per_second", record.TokensPerSecond)
 		}
 		isLast := step+1 == total
+		saved := false
 		if isLast || (o.CheckpointEvery > 0 && (step+1)%o.CheckpointEvery == 0) {
 			if err := r.checkpoint(); err != nil {
 				return nil, err
 			}
+			saved = true
+		}
+		if !isLast && interrupted(o.Interrupt) {
+			return nil, r.interrupt(saved, total)
 		}
 	}
 	if bar != nil {
@@ -476,6 +498,30 @@ func (r *run) status(name string) float64 {
 		return 0
 	}
 	return float64(tensors.ToScalar[float32](v.MustValue()))
+}
+
+// interrupted reports whether interrupt is closed, without blocking; a nil channel never is.
+func interrupted(interrupt <-chan struct{}) bool {
+	select {
+	case <-interrupt:
+		return true
+	default:
+		return false
+	}
+}
+
+// interrupt writes a checkpoint of the current step unless the loop just wrote one, and returns
+// the error that ends the run.
+func (r *run) interrupt(saved bool, total int) error {
+	if !saved {
+		if err := r.checkpoint(); err != nil {
+			return err
+		}
+	}
+	if r.options.Progress != nil {
+		fmt.Fprintln(r.options.Progress)
+	}
+	return &InterruptedError{Step: r.state.Step, TotalSteps: total, Checkpoint: r.lastSaved}
 }
 
 func (r *run) checkpoint() error {

@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gomlx/compute"
@@ -307,7 +309,9 @@ func trainAndEvaluate(f trainFlags, b compute.Backend, backendName string, progr
 	}
 	slog.Info("training", "run", f.runDir, "preset", f.preset, "backend", backendName, "steps", totalSteps,
 		"tokens_per_step", options.TokensPerStep(), "forward_flops_per_token", info.FLOPsPerToken, "resume", f.resume)
+	stopSignals := interruptOnSignal(&options)
 	result, err := training.Train(options)
+	stopSignals()
 	if err != nil {
 		return nil, err
 	}
@@ -420,5 +424,30 @@ func printNLL(results []training.NLLResult) {
 		default:
 			fmt.Printf("  NLL %-6s %-12s %.4f over %d rows\n", r.Routing, depth, r.NLL, r.Rows)
 		}
+	}
+}
+
+// interruptOnSignal makes the first SIGINT or SIGTERM end training after the current step with a
+// checkpoint, through options.Interrupt; a second signal stops the process at once. The returned
+// function restores the default signal handling.
+func interruptOnSignal(options *training.Options) (stop func()) {
+	interrupt := make(chan struct{})
+	signals := make(chan os.Signal, 1)
+	done := make(chan struct{})
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case received := <-signals:
+			signal.Stop(signals)
+			slog.Warn("stopping after the current step and writing a checkpoint; send the signal again to stop at once",
+				"signal", received.String())
+			close(interrupt)
+		case <-done:
+		}
+	}()
+	options.Interrupt = interrupt
+	return func() {
+		signal.Stop(signals)
+		close(done)
 	}
 }
