@@ -4,9 +4,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/gomor/gomor/datasets"
 	"github.com/gomor/gomor/training"
 )
 
@@ -70,7 +73,45 @@ Flags:
 	case training.RoutingMode(f.taskRouting) != training.SequenceTopK && training.RoutingMode(f.taskRouting) != training.CausalRouting:
 		return f, fmt.Errorf("invalid --task-routing %q: use top-k or causal", f.taskRouting)
 	}
-	return f, nil
+	return f, validateTaskNames(f.tasks)
+}
+
+// validateTaskNames checks a --tasks list before any model runs, so a misspelled task fails at once.
+func validateTaskNames(list string) error {
+	known := datasets.TaskNames()
+	for _, name := range splitList(list) {
+		if !slices.Contains(known, name) {
+			return fmt.Errorf("invalid --tasks entry %q: use a comma-separated list of %s", name, strings.Join(known, ", "))
+		}
+	}
+	return nil
+}
+
+// printTasks prints each task's metrics and each task's error, and returns an error naming the
+// tasks that failed, so that scripts see a non-zero exit status.
+func printTasks(report *training.EvalReport) error {
+	for _, task := range report.Tasks {
+		fmt.Printf("  task %-16s %d items:", task.Task, task.Items)
+		names := make([]string, 0, len(task.Metrics))
+		for name := range task.Metrics {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			fmt.Printf(" %s %.4f ± %.4f", name, task.Metrics[name].Value, task.Metrics[name].StdErr)
+		}
+		fmt.Println()
+	}
+	if len(report.TaskErrors) == 0 {
+		return nil
+	}
+	failed := make([]string, 0, len(report.TaskErrors))
+	for name, message := range report.TaskErrors {
+		fmt.Printf("  task %-16s failed: %s\n", name, message)
+		failed = append(failed, name)
+	}
+	sort.Strings(failed)
+	return fmt.Errorf("tasks %s failed (see above); set GOMOR_DATA to the folder that holds eval/ if their files were not found", strings.Join(failed, ", "))
 }
 
 // plan turns --routing and --depths into an EvalPlan on top of the model's default plan.
@@ -145,15 +186,5 @@ func runEval(args []string) error {
 
 	fmt.Printf("Evaluated %s (step %d) in %.1f s on %s: %s\n", report.Checkpoint, report.Step, report.Provenance.WallSeconds, backendName, path)
 	printNLL(report.NLL)
-	for _, task := range report.Tasks {
-		fmt.Printf("  task %-16s %d items:", task.Task, task.Items)
-		for name, value := range task.Metrics {
-			fmt.Printf(" %s %.4f ± %.4f", name, value.Value, value.StdErr)
-		}
-		fmt.Println()
-	}
-	for name, message := range report.TaskErrors {
-		fmt.Printf("  task %-16s failed: %s\n", name, message)
-	}
-	return nil
+	return printTasks(report)
 }

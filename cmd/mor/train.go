@@ -99,7 +99,7 @@ func parseTrainFlags(args []string) (trainFlags, error) {
 	var f trainFlags
 	flags := flag.NewFlagSet("train", flag.ContinueOnError)
 	addTrainingFlags(flags, &f)
-	flags.StringVar(&f.runDir, "run-dir", "", "folder for run.json, metrics.jsonl, checkpoints/ and eval.json; empty means runs/<preset>-<UTC time>")
+	flags.StringVar(&f.runDir, "run-dir", "", "folder for run.json, metrics.jsonl and checkpoints/ (eval.json goes beside the last checkpoint); empty means runs/<preset>-<UTC time>")
 	flags.BoolVar(&f.resume, "resume", false, "continue the run in --run-dir from its newest complete checkpoint, with the same flags")
 	flags.Usage = func() {
 		fmt.Fprint(flags.Output(), `Usage: mor train [flags]
@@ -152,7 +152,7 @@ func (f trainFlags) validate() error {
 	if _, err := training.ParseBudget(f.budget); err != nil {
 		return fmt.Errorf("invalid --budget: %w", err)
 	}
-	return nil
+	return validateTaskNames(f.tasks)
 }
 
 // modelConfig returns the preset with --config decoded on top of it.
@@ -220,8 +220,7 @@ func runTrain(args []string) error {
 	if err != nil {
 		return err
 	}
-	printOutcome(outcome)
-	return nil
+	return printOutcome(outcome)
 }
 
 // newBackend creates the selected backend and returns it with its configuration name.
@@ -397,7 +396,9 @@ func evalDir() string {
 	return filepath.Join(training.DataRoot(), "eval")
 }
 
-func printOutcome(o *runOutcome) {
+// printOutcome prints where the run's files are and its evaluation, and returns an error when
+// an evaluation task failed.
+func printOutcome(o *runOutcome) error {
 	r := o.Result
 	fmt.Printf("Trained %s for %d steps (%d tokens) in %.1f s; last LM loss %.4f.\n",
 		o.Info.Preset, r.Steps, r.TokensSeen, o.TrainWall.Seconds(), r.LastLMLoss)
@@ -407,7 +408,9 @@ func printOutcome(o *runOutcome) {
 	if o.Eval != nil {
 		fmt.Printf("  evaluation:  %s\n", o.EvalPath)
 		printNLL(o.Eval.NLL)
+		return printTasks(o.Eval)
 	}
+	return nil
 }
 
 func printNLL(results []training.NLLResult) {

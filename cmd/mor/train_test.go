@@ -151,3 +151,26 @@ func TestTrainEvalEndToEnd(t *testing.T) {
 func realText() (corpus, tokenizer string) {
 	return training.ShippedCorpusName, ""
 }
+
+func TestUnknownTaskRejectedBeforeRunning(t *testing.T) {
+	if _, err := parseTrainFlags([]string{"--tasks", "piqa,nosuch"}); err == nil || !strings.Contains(err.Error(), `"nosuch"`) {
+		t.Errorf("mor train --tasks piqa,nosuch: got %v, want an error naming \"nosuch\"", err)
+	}
+	if _, err := parseEvalFlags([]string{"--run", "x", "--tasks", "blimp,hellaswg"}); err == nil || !strings.Contains(err.Error(), `"hellaswg"`) {
+		t.Errorf("mor eval --tasks blimp,hellaswg: got %v, want an error naming \"hellaswg\"", err)
+	}
+	if _, err := parseEvalFlags([]string{"--run", "x", "--tasks", "blimp,piqa"}); err != nil {
+		t.Errorf("mor eval --tasks blimp,piqa: %v", err)
+	}
+}
+
+func TestTaskErrorsGiveNonZeroExit(t *testing.T) {
+	report := &training.EvalReport{TaskErrors: map[string]string{"piqa": "open eval/piqa.jsonl: no such file or directory"}}
+	err := printTasks(report)
+	if err == nil || !strings.Contains(err.Error(), "piqa") {
+		t.Errorf("printTasks with a failed task: got %v, want an error naming piqa", err)
+	}
+	if err := printTasks(&training.EvalReport{}); err != nil {
+		t.Errorf("printTasks without failures: %v", err)
+	}
+}
