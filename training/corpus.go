@@ -34,6 +34,9 @@ type DataSpec struct {
 
 	// ValidationFraction is the fraction of documents held out when the corpus has no val/ folder.
 	ValidationFraction float64
+
+	// TextField is the JSONL field or Parquet column that holds the text; "" means "text".
+	TextField string
 }
 
 // PreparedData is a packed corpus ready for training and evaluation.
@@ -49,6 +52,7 @@ type packSource struct {
 	Corpus      string `json:"corpus"`
 	TokenizerID string `json:"tokenizer_sha256"`
 	SeqLen      int    `json:"seq_len"`
+	TextField   string `json:"text_field,omitempty"`
 }
 
 const packSourceFile = "source.json"
@@ -152,7 +156,7 @@ func packCorpus(spec DataSpec, tokenizer *datasets.BPE, identity TokenizerIdenti
 	if spec.Path == ShippedCorpusName {
 		absolute = ShippedCorpusName
 	}
-	want := packSource{Corpus: absolute, TokenizerID: identity.SHA256, SeqLen: spec.SeqLen}
+	want := packSource{Corpus: absolute, TokenizerID: identity.SHA256, SeqLen: spec.SeqLen, TextField: spec.TextField}
 	sourcePath := filepath.Join(spec.PackDir, packSourceFile)
 	if data, err := os.ReadFile(sourcePath); err == nil {
 		var have packSource
@@ -180,10 +184,10 @@ func packCorpus(spec DataSpec, tokenizer *datasets.BPE, identity TokenizerIdenti
 			return err
 		}
 	} else if isDir(trainPath) && isDir(valPath) {
-		if err := packSplit(trainPath, datasets.SplitTrain, tokenizer, spec.PackDir, options); err != nil {
+		if err := packSplit(trainPath, datasets.SplitTrain, spec.TextField, tokenizer, spec.PackDir, options); err != nil {
 			return err
 		}
-		if err := packSplit(valPath, datasets.SplitValidation, tokenizer, spec.PackDir, options); err != nil {
+		if err := packSplit(valPath, datasets.SplitValidation, spec.TextField, tokenizer, spec.PackDir, options); err != nil {
 			return err
 		}
 	} else {
@@ -191,7 +195,7 @@ func packCorpus(spec DataSpec, tokenizer *datasets.BPE, identity TokenizerIdenti
 			return fmt.Errorf("invalid --val-fraction %g: corpus %s has no val/ folder, so hold out a fraction in (0, 1) such as 0.05", spec.ValidationFraction, spec.Path)
 		}
 		options.ValidationFraction = spec.ValidationFraction
-		if err := packSplit(spec.Path, "", tokenizer, spec.PackDir, options); err != nil {
+		if err := packSplit(spec.Path, "", spec.TextField, tokenizer, spec.PackDir, options); err != nil {
 			return err
 		}
 	}
@@ -201,10 +205,10 @@ func packCorpus(spec DataSpec, tokenizer *datasets.BPE, identity TokenizerIdenti
 
 // packSplit packs one corpus path. With split "" both splits go to packDir itself (the val split
 // by a hash of each document ID); otherwise every document goes to packDir/<split>.
-func packSplit(corpusPath, split string, tokenizer *datasets.BPE, packDir string, options datasets.PackOptions) error {
+func packSplit(corpusPath, split, textField string, tokenizer *datasets.BPE, packDir string, options datasets.PackOptions) error {
 	if split == "" {
 		// Both splits land in one folder; openSplits reads them from there.
-		source, err := datasets.OpenCorpus(corpusPath, datasets.CorpusOptions{MaxPartBytes: heldOutPartBytes})
+		source, err := datasets.OpenCorpus(corpusPath, datasets.CorpusOptions{TextField: textField, MaxPartBytes: heldOutPartBytes})
 		if err != nil {
 			return err
 		}
@@ -212,7 +216,7 @@ func packSplit(corpusPath, split string, tokenizer *datasets.BPE, packDir string
 		_, err = datasets.Pack(&partSplitter{source: source, parts: map[string]int{}}, tokenizer, packDir, options)
 		return err
 	}
-	source, err := datasets.OpenCorpus(corpusPath, datasets.CorpusOptions{})
+	source, err := datasets.OpenCorpus(corpusPath, datasets.CorpusOptions{TextField: textField})
 	if err != nil {
 		return err
 	}

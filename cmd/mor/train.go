@@ -44,6 +44,7 @@ type trainFlags struct {
 	data, tokenizer      string
 	packDir, runDir      string
 	valFraction          float64
+	textField            string
 	seqLen, batch, accum int
 	lr                   float64
 	schedule             string
@@ -73,6 +74,7 @@ func addTrainingFlags(flags *flag.FlagSet, f *trainFlags) {
 	flags.StringVar(&f.tokenizer, "tokenizer", "", "tokenizer.json file or folder (tokenizer.json, or vocab.json + merges.txt); empty means the 4096-token BPE shipped with tinytext; the model's vocabulary size follows the tokenizer")
 	flags.StringVar(&f.packDir, "pack-dir", "", "folder for the packed shards of a raw corpus; empty means <run-dir>/data; a packing of the same corpus, tokenizer and --seq-len is reused")
 	flags.Float64Var(&f.valFraction, "val-fraction", 0.05, "fraction of documents held out for validation when the corpus has no val/ folder")
+	flags.StringVar(&f.textField, "text-field", "text", "JSONL field or Parquet column holding the text of a --data corpus")
 	flags.IntVar(&f.seqLen, "seq-len", defaultSeqLen, "tokens per training row (the context length L)")
 	flags.IntVar(&f.batch, "batch", defaultBatch, "rows per micro-batch")
 	flags.IntVar(&f.accum, "accum", 1, "micro-batches accumulated per optimiser step (gradient accumulation); tokens per step = batch × seq-len × accum")
@@ -176,7 +178,7 @@ func (f trainFlags) modelConfig() (mor.Config, error) {
 // dataSpec resolves --pack-dir and turns the paths absolute, so that run.json stays valid from
 // any working directory. An empty --tokenizer means the shipped corpus's tokenizer.
 func (f trainFlags) dataSpec(runDir string) training.DataSpec {
-	spec := training.DataSpec{Path: f.data, Tokenizer: f.tokenizer, SeqLen: f.seqLen, PackDir: f.packDir, ValidationFraction: f.valFraction}
+	spec := training.DataSpec{Path: f.data, Tokenizer: f.tokenizer, SeqLen: f.seqLen, PackDir: f.packDir, ValidationFraction: f.valFraction, TextField: f.textField}
 	if spec.PackDir == "" {
 		spec.PackDir = filepath.Join(runDir, "data")
 	}

@@ -174,3 +174,29 @@ func TestTaskErrorsGiveNonZeroExit(t *testing.T) {
 		t.Errorf("printTasks without failures: %v", err)
 	}
 }
+
+func TestTrainTextFieldSelectsJSONLField(t *testing.T) {
+	t.Setenv("GOMLX_BACKEND", "go")
+	dir := t.TempDir()
+	corpus := filepath.Join(dir, "corpus.jsonl")
+	var lines strings.Builder
+	for range 100 {
+		lines.WriteString(`{"body": "` + strings.Repeat("The fox ran into the woods and back again. ", 20) + `"}` + "\n")
+	}
+	if err := os.WriteFile(corpus, []byte(lines.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	config := filepath.Join(dir, "small.json")
+	if err := os.WriteFile(config, []byte(`{"d_model": 64, "num_heads": 1, "num_kv_heads": 1, "head_dim": 64, "ffn_size": 128}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"--config", config, "--data", corpus, "--seq-len", "32", "--batch", "2", "--budget", "1steps", "--no-progress", "--no-eval"}
+
+	err := runTrain(append(common, "--run-dir", filepath.Join(dir, "without")))
+	if err == nil || !strings.Contains(err.Error(), "--text-field") {
+		t.Errorf("JSONL without a text field: got %v, want an error pointing to --text-field", err)
+	}
+	if err := runTrain(append(common, "--run-dir", filepath.Join(dir, "with"), "--text-field", "body")); err != nil {
+		t.Errorf("--text-field body: %v", err)
+	}
+}
