@@ -47,7 +47,7 @@ func LoadTask(name, evalDir string) (*Task, error) {
 	}
 	path := filepath.Join(evalDir, spec.file)
 	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("task %s: %w; fetch it with `mor download tasks` or point --data at the folder holding eval/", name, err)
+		return nil, fmt.Errorf("task %s: %w; fetch it with `mor download tasks` or set GOMOR_DATA to the folder holding eval/", name, err)
 	}
 	return spec.load(name, path)
 }

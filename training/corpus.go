@@ -213,8 +213,11 @@ func packSplit(corpusPath, split, textField string, tokenizer *datasets.BPE, pac
 			return err
 		}
 		defer source.Close()
-		_, err = datasets.Pack(&partSplitter{source: source, parts: map[string]int{}}, tokenizer, packDir, options)
-		return err
+		result, err := datasets.Pack(&partSplitter{source: source, parts: map[string]int{}}, tokenizer, packDir, options)
+		if err != nil {
+			return err
+		}
+		return checkPackedRows(corpusPath, result, datasets.SplitTrain, datasets.SplitValidation)
 	}
 	source, err := datasets.OpenCorpus(corpusPath, datasets.CorpusOptions{TextField: textField})
 	if err != nil {
@@ -222,8 +225,25 @@ func packSplit(corpusPath, split, textField string, tokenizer *datasets.BPE, pac
 	}
 	defer source.Close()
 	options.Split = split
-	_, err = datasets.Pack(source, tokenizer, filepath.Join(packDir, split), options)
-	return err
+	result, err := datasets.Pack(source, tokenizer, filepath.Join(packDir, split), options)
+	if err != nil {
+		return err
+	}
+	return checkPackedRows(corpusPath, result, split)
+}
+
+// checkPackedRows returns an error naming the corpus when a split got no row: its text has
+// fewer tokens than one row of the sequence length.
+func checkPackedRows(corpusPath string, result datasets.PackResult, splits ...string) error {
+	for _, split := range splits {
+		stats := result.Splits[split]
+		if stats.Rows > 0 {
+			continue
+		}
+		return fmt.Errorf("corpus %s: its %s split has %d tokens, fewer than one row of --seq-len %d: use more text, a smaller --seq-len or, without a val/ folder, a larger --val-fraction",
+			corpusPath, split, stats.Tokens, result.SeqLen)
+	}
+	return nil
 }
 
 // heldOutPartBytes is the size of the pieces of text that a validation fraction chooses among.
