@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gomor/gomor/datasets"
+	"github.com/gomor/gomor/training"
 )
 
 func init() {
@@ -36,7 +38,7 @@ type packFlags struct {
 }
 
 func (f *packFlags) register(flags *flag.FlagSet) {
-	flags.StringVar(&f.tokenizer, "tokenizer", "", "tokenizer: a tokenizer.json file, or a folder holding tokenizer.json or GPT-2's vocab.json and merges.txt (required)")
+	flags.StringVar(&f.tokenizer, "tokenizer", "", "tokenizer: a tokenizer.json file, a folder holding tokenizer.json or GPT-2's vocab.json and merges.txt, or \"tinytext\" for the shipped one (required)")
 	flags.StringVar(&f.data, "data", "", "corpus: a .txt, .jsonl, .jsonl.zst or .parquet file, or a folder of them read in sorted order; a folder with train/ and val/ sub-folders packs each into its split unless --val-data, --val-fraction or --split is set (required)")
 	flags.StringVar(&f.validationData, "val-data", "", "separate validation corpus, file or folder; all its documents go to the validation split")
 	flags.StringVar(&f.out, "out", "", "output folder for train-NNNNN.shard, val-NNNNN.shard and pack.json (required)")
@@ -75,17 +77,15 @@ func runPack(args []string) error {
 }
 
 func packCorpus(f packFlags) error {
-	tokenizer, err := datasets.LoadTokenizer(f.tokenizer)
+	// training.LoadTokenizer also accepts "tinytext", and computes the identity mor train checks
+	// when it reads a packed folder.
+	tokenizer, identity, err := training.LoadTokenizer(f.tokenizer)
 	if err != nil {
 		return err
 	}
-	tokenizerFiles, err := datasets.TokenizerFiles(f.tokenizer)
-	if err != nil {
-		return err
-	}
-	tokenizerID, err := datasets.TokenizerIdentity(tokenizerFiles...)
-	if err != nil {
-		return err
+	var tokenizerID [32]byte
+	if _, err := hex.Decode(tokenizerID[:], []byte(identity.SHA256)); err != nil {
+		return fmt.Errorf("tokenizer %s: invalid identity %q: %w", f.tokenizer, identity.SHA256, err)
 	}
 
 	corpusOptions := datasets.CorpusOptions{TextField: f.textField, IDField: f.idField, KeepGutenbergBoilerplate: f.keepBoilerplate}
