@@ -34,7 +34,8 @@ func ParseBudget(text string) (Budget, error) {
 		}
 		value, err := strconv.ParseFloat(strings.TrimSpace(numberText), 64)
 		if err != nil || value <= 0 || math.IsInf(value, 0) || math.IsNaN(value) {
-			return Budget{}, fmt.Errorf("invalid budget %q: the number before %q must be a positive finite value, e.g. 2e6%s", text, unit, unit)
+			examples := map[BudgetUnit]string{BudgetSteps: "300steps", BudgetTokens: "2e6tokens", BudgetFLOPs: "1e13flops"}
+			return Budget{}, fmt.Errorf("invalid budget %q: the number before %q must be a positive finite value, e.g. %s", text, unit, examples[unit])
 		}
 		return Budget{Unit: unit, Value: value}, nil
 	}

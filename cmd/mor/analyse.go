@@ -36,7 +36,7 @@ type analyseFlags struct {
 func parseAnalyseFlags(args []string) (analyseFlags, error) {
 	var f analyseFlags
 	flags := flag.NewFlagSet("analyse", flag.ContinueOnError)
-	flags.StringVar(&f.run, "run", "", "run directory of `mor train` (its newest complete checkpoint is used) or one checkpoint directory (required)")
+	flags.StringVar(&f.run, "run", "", "run directory written by mor train (its newest complete checkpoint is used) or one checkpoint directory (required)")
 	flags.StringVar(&f.texts, "text", "", "comma-separated UTF-8 text files to trace; each is cut into rows of the run's sequence length")
 	flags.IntVar(&f.rows, "rows", 32, "validation rows of the run's packed data to trace as well; 0 traces none (then --text is required)")
 	flags.StringVar(&f.routings, "routing", "top-k,causal", "comma-separated routing modes: top-k (sequence-level, as in training) and causal (router threshold, no look-ahead)")

@@ -152,7 +152,7 @@ func (f trainFlags) validate() error {
 		return fmt.Errorf("invalid --schedule %q: use wsd, cosine or constant", f.schedule)
 	}
 	if _, err := training.ParseBudget(f.budget); err != nil {
-		return fmt.Errorf("invalid --budget: %w", err)
+		return fmt.Errorf("--budget: %w", err)
 	}
 	return validateTaskNames(f.tasks)
 }
