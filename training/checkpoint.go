@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -230,6 +231,9 @@ func LoadLatestCheckpoint(runDir string) (*Checkpoint, error) {
 	for _, dir := range candidates {
 		checkpoint, err := LoadCheckpoint(dir)
 		if err == nil {
+			if len(failures) > 0 {
+				slog.Warn("skipped damaged checkpoints; using an older one", "using", dir, "skipped", strings.Join(failures, "; "))
+			}
 			return checkpoint, nil
 		}
 		failures = append(failures, err.Error())
