@@ -50,7 +50,7 @@ func parseDescribeFlags(args []string, output io.Writer) (describeFlags, error) 
 	flags.BoolVar(&opts.asJSON, "json", false, "print one JSON object instead of text")
 	flags.BoolVar(&opts.list, "list", false, "list the preset names and exit")
 	flags.BoolVar(&opts.variables, "variables", false, "also build the model graph on the pure Go backend (no weights are allocated) and print its variable tree; not with --json")
-	flags.IntVar(&opts.contextLength, "context", 0, "context length N_ctx in tokens for the FLOPs counts; 0 means the model's max_seq_len (the paper uses 2048)")
+	flags.IntVar(&opts.contextLength, "context", 0, "context length N_ctx in tokens for the FLOPs counts; 0 means the model's max_seq_len (the paper uses 2048); mor train counts at its --seq-len, so pass the same value to match its step counts")
 	flags.Float64Var(&opts.budget, "budget", 0, "forward-FLOPs budget, e.g. 16.5e18, to convert into training tokens (and steps with --tokens-per-step); 0 skips it")
 	flags.Int64Var(&opts.tokensPerStep, "tokens-per-step", 0, "tokens per optimizer step (batch size × sequence length) for --budget, e.g. 2097152; 0 skips the step count")
 
