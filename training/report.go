@@ -173,6 +173,10 @@ type EvalRequest struct {
 	TaskLimit   int
 	EvalDir     string // folder of the task files (GOMOR_DATA/eval)
 	TaskRouting RoutingMode
+
+	// Output is the file the report is written to; "" means eval.json beside the checkpoint,
+	// replacing the one there.
+	Output string
 }
 
 // EvalReport is eval.json.
@@ -225,7 +229,10 @@ func EvaluateRun(run *LoadedRun, request EvalRequest) (*EvalReport, string, erro
 		report.Tasks, report.TaskErrors = runTasks(run, request)
 	}
 	report.Provenance = NewProvenance(request.BackendName, time.Since(start))
-	path := filepath.Join(run.Checkpoint.Dir, EvalFile)
+	path := request.Output
+	if path == "" {
+		path = filepath.Join(run.Checkpoint.Dir, EvalFile)
+	}
 	if err := WriteJSON(path, report); err != nil {
 		return nil, "", err
 	}

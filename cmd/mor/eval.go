@@ -27,6 +27,7 @@ type evalFlags struct {
 	routings    string
 	depths      string
 	tasks       string
+	out         string
 	limit       int
 	taskRouting string
 }
@@ -39,6 +40,7 @@ func parseEvalFlags(args []string) (evalFlags, error) {
 	flags.IntVar(&f.batch, "batch", 16, "rows per evaluation batch; also requests per batch for tasks")
 	flags.StringVar(&f.routings, "routing", "", "comma-separated routing modes for the NLL: top-k (sequence-level, as the paper reports) and causal (router threshold, no look-ahead); empty means both for routed models and top-k otherwise")
 	flags.StringVar(&f.depths, "depths", "", "comma-separated depth caps (max recursion steps) for top-k NLL, e.g. 1,2,3,4; empty means 1..N_r, plus N_r+1 for recursive baselines; none disables them")
+	flags.StringVar(&f.out, "out", "", "file for the JSON report; empty means eval.json beside the checkpoint, replacing the one mor train wrote")
 	flags.StringVar(&f.tasks, "tasks", "", "comma-separated evaluation tasks (e.g. blimp,piqa,lambada_openai), read from $GOMOR_DATA/eval; empty runs none")
 	flags.IntVar(&f.limit, "limit", 0, "evaluate only the first N items of each task (of each paradigm for BLiMP); 0 means all")
 	flags.StringVar(&f.taskRouting, "task-routing", string(training.SequenceTopK), "routing mode for task scoring: top-k or causal")
@@ -178,6 +180,7 @@ func runEval(args []string) error {
 	request := training.EvalRequest{
 		Backend: b, BackendName: backendName, Rows: f.rows, BatchSize: f.batch, Plan: &plan,
 		Tasks: splitList(f.tasks), TaskLimit: f.limit, EvalDir: evalDir(), TaskRouting: training.RoutingMode(f.taskRouting),
+		Output: f.out,
 	}
 	report, path, err := training.EvaluateRun(run, request)
 	if err != nil {
