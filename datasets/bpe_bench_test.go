@@ -4,6 +4,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gomor/gomor/internal/testutil"
 )
 
 // BenchmarkEncodeGPT2 measures single-goroutine Encode of tinyshakespeare with
@@ -12,7 +14,7 @@ import (
 // of a long corpus.
 func BenchmarkEncodeGPT2(b *testing.B) {
 	tokenizer := loadGPT2ForTest(b)
-	text := readTestFile(b, filepath.Join(tokenizerTestDataDir(b), "text", "tinyshakespeare.txt"))
+	text := readTestFile(b, filepath.Join(testutil.DataDir(b), "text", "tinyshakespeare.txt"))
 	b.SetBytes(int64(len(text)))
 	for b.Loop() {
 		tokenizer.Encode(text)
@@ -22,7 +24,7 @@ func BenchmarkEncodeGPT2(b *testing.B) {
 // BenchmarkEncodeStreamGPT2 measures EncodeStream, which uses GOMAXPROCS goroutines.
 func BenchmarkEncodeStreamGPT2(b *testing.B) {
 	tokenizer := loadGPT2ForTest(b)
-	text := readTestFile(b, filepath.Join(tokenizerTestDataDir(b), "text", "tinyshakespeare.txt"))
+	text := readTestFile(b, filepath.Join(testutil.DataDir(b), "text", "tinyshakespeare.txt"))
 	b.SetBytes(int64(len(text)))
 	for b.Loop() {
 		if _, err := tokenizer.CountTokens(strings.NewReader(text)); err != nil {
@@ -33,7 +35,7 @@ func BenchmarkEncodeStreamGPT2(b *testing.B) {
 
 // BenchmarkPreTokenizeGPT2 measures the GPT-2 pattern scanner alone.
 func BenchmarkPreTokenizeGPT2(b *testing.B) {
-	text := readTestFile(b, filepath.Join(tokenizerTestDataDir(b), "text", "tinyshakespeare.txt"))
+	text := readTestFile(b, filepath.Join(testutil.DataDir(b), "text", "tinyshakespeare.txt"))
 	b.SetBytes(int64(len(text)))
 	var pieces []string
 	for b.Loop() {
@@ -43,7 +45,7 @@ func BenchmarkPreTokenizeGPT2(b *testing.B) {
 
 // BenchmarkTrainBPE measures training a 4096-token vocabulary on tinyshakespeare (1.1 MB).
 func BenchmarkTrainBPE(b *testing.B) {
-	text := readTestFile(b, filepath.Join(tokenizerTestDataDir(b), "text", "tinyshakespeare.txt"))
+	text := readTestFile(b, filepath.Join(testutil.DataDir(b), "text", "tinyshakespeare.txt"))
 	b.SetBytes(int64(len(text)))
 	for b.Loop() {
 		if _, err := TrainBPE(documentsOf(text), DefaultBPETrainOptions(4096)); err != nil {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/gomor/gomor/internal/testutil"
 )
 
 // streamIDs encodes text with encodeStream in chunks of about chunkBytes.
@@ -26,7 +28,7 @@ func streamIDs(t *testing.T, tokenizer *BPE, text string, chunkBytes int) []int 
 
 func TestEncodeStreamMatchesEncode(t *testing.T) {
 	tokenizer := loadGPT2ForTest(t)
-	text := readTestFile(t, filepath.Join(tokenizerTestDataDir(t), "text", "tinyshakespeare.txt"))
+	text := readTestFile(t, filepath.Join(testutil.DataDir(t), "text", "tinyshakespeare.txt"))
 	if testing.Short() {
 		text = text[:100000]
 	}

@@ -10,26 +10,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gomor/gomor/internal/testutil"
+
 	"github.com/klauspost/compress/zstd"
 	"github.com/parquet-go/parquet-go"
 )
-
-// corpusTestDataDir returns the shared data folder from GOMOR_DATA, else
-// ../shared/data beside the repository, and skips the test when neither exists.
-func corpusTestDataDir(t testing.TB) string {
-	t.Helper()
-	if dir := os.Getenv("GOMOR_DATA"); dir != "" {
-		return dir
-	}
-	dir, err := filepath.Abs(filepath.Join("..", "..", "shared", "data"))
-	if err == nil {
-		if _, statErr := os.Stat(dir); statErr == nil {
-			return dir
-		}
-	}
-	t.Skip("real data not found: set GOMOR_DATA to the folder holding eval/, gutenberg/, tokenizers/ and text/")
-	return ""
-}
 
 // readAllDocuments drains a source and closes it.
 func readAllDocuments(t *testing.T, source DocumentSource) []Document {
@@ -126,7 +111,7 @@ func TestGutenbergKeepBoilerplate(t *testing.T) {
 }
 
 func TestGutenbergStripRealBook(t *testing.T) {
-	dir := filepath.Join(corpusTestDataDir(t), "gutenberg", "val")
+	dir := filepath.Join(testutil.DataDir(t), "gutenberg", "val")
 	paths, err := filepath.Glob(filepath.Join(dir, "*.txt"))
 	if err != nil || len(paths) == 0 {
 		t.Skipf("no Gutenberg book in %s", dir)
@@ -393,7 +378,7 @@ func TestOpenCorpusFolderOrder(t *testing.T) {
 }
 
 func TestTextPartsTokenizeLikeWhole(t *testing.T) {
-	dataDir := corpusTestDataDir(t)
+	dataDir := testutil.DataDir(t)
 	tokenizer, err := LoadTokenizer(filepath.Join(dataDir, "tokenizers", "gpt2"))
 	if err != nil {
 		t.Fatal(err)

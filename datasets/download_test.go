@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gomor/gomor/internal/testutil"
 )
 
 // fixtureServer serves testdata/download on a loopback address. Its mode
@@ -286,7 +288,7 @@ func TestDownloadCatalogCounts(t *testing.T) {
 // TestDownloadCatalogMatchesData checks the recorded checksums against the
 // development copies of the task files.
 func TestDownloadCatalogMatchesData(t *testing.T) {
-	dataDir := corpusTestDataDir(t)
+	dataDir := testutil.DataDir(t)
 	files, err := DownloadCatalog("tasks", CatalogOptions{}, nil)
 	if err != nil {
 		t.Fatal(err)

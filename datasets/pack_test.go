@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gomor/gomor/internal/testutil"
+
 	"github.com/tiktoken-go/tokenizer/codec"
 )
 
@@ -470,7 +472,7 @@ func writeTestFile(t *testing.T, path, content string) {
 }
 
 func TestPackShakespeareWithGPT2(t *testing.T) {
-	dataDir := corpusTestDataDir(t)
+	dataDir := testutil.DataDir(t)
 	tokenizer, err := LoadTokenizer(filepath.Join(dataDir, "tokenizers", "gpt2"))
 	if err != nil {
 		t.Fatal(err)
@@ -529,7 +531,7 @@ func TestPackShakespeareWithGPT2(t *testing.T) {
 // BenchmarkPackGutenbergValidation packs the Gutenberg validation books with
 // the GPT-2 tokenizer into 1,024-token rows; the reported MB/s is text read.
 func BenchmarkPackGutenbergValidation(b *testing.B) {
-	dataDir := corpusTestDataDir(b)
+	dataDir := testutil.DataDir(b)
 	tokenizer, err := LoadTokenizer(filepath.Join(dataDir, "tokenizers", "gpt2"))
 	if err != nil {
 		b.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gomor/gomor/internal/testutil"
+
 	"github.com/tiktoken-go/tokenizer/codec"
 )
 
@@ -284,7 +286,7 @@ func TestTaskBadLine(t *testing.T) {
 }
 
 func TestTaskItemCounts(t *testing.T) {
-	evalDir := filepath.Join(corpusTestDataDir(t), "eval")
+	evalDir := filepath.Join(testutil.DataDir(t), "eval")
 	// Item counts published with the data files.
 	expected := map[string]int{
 		"lambada_openai": 5153,
@@ -317,7 +319,7 @@ func TestTaskItemCounts(t *testing.T) {
 }
 
 func TestBLiMPParadigmCount(t *testing.T) {
-	task, err := LoadTask("blimp", filepath.Join(corpusTestDataDir(t), "eval"))
+	task, err := LoadTask("blimp", filepath.Join(testutil.DataDir(t), "eval"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +341,7 @@ func TestHellaSwagRealFirstItem(t *testing.T) {
 	if testing.Short() {
 		t.Skip("decompresses the whole HellaSwag file")
 	}
-	task, err := LoadTask("hellaswag", filepath.Join(corpusTestDataDir(t), "eval"))
+	task, err := LoadTask("hellaswag", filepath.Join(testutil.DataDir(t), "eval"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,7 +355,7 @@ func TestHellaSwagRealFirstItem(t *testing.T) {
 }
 
 func TestEncodePairGPT2MatchesTiktoken(t *testing.T) {
-	tokenizer, err := LoadTokenizer(filepath.Join(corpusTestDataDir(t), "tokenizers", "gpt2"))
+	tokenizer, err := LoadTokenizer(filepath.Join(testutil.DataDir(t), "tokenizers", "gpt2"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,30 +7,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gomor/gomor/internal/testutil"
+
 	"github.com/tiktoken-go/tokenizer/codec"
 )
-
-// tokenizerTestDataDir returns the shared data folder from GOMOR_DATA, else
-// ../shared/data beside the repository, and skips the test when neither exists.
-func tokenizerTestDataDir(t testing.TB) string {
-	t.Helper()
-	if dir := os.Getenv("GOMOR_DATA"); dir != "" {
-		return dir
-	}
-	dir, err := filepath.Abs(filepath.Join("..", "..", "shared", "data"))
-	if err == nil {
-		if _, statErr := os.Stat(dir); statErr == nil {
-			return dir
-		}
-	}
-	t.Skip("real data not found: set GOMOR_DATA to the folder holding gutenberg/, tokenizers/ and text/")
-	return ""
-}
 
 // loadGPT2ForTest loads the GPT-2 vocab.json and merges.txt of the shared data.
 func loadGPT2ForTest(t testing.TB) *BPE {
 	t.Helper()
-	dir := filepath.Join(tokenizerTestDataDir(t), "tokenizers", "gpt2")
+	dir := filepath.Join(testutil.DataDir(t), "tokenizers", "gpt2")
 	tokenizer, err := LoadGPT2Files(filepath.Join(dir, "vocab.json"), filepath.Join(dir, "merges.txt"))
 	if err != nil {
 		t.Fatalf("LoadGPT2Files: %v", err)
@@ -80,7 +65,7 @@ func compareTokenIDs(t *testing.T, tokenizer *BPE, got, want []int) {
 
 func TestGPT2MatchesTiktokenOnShakespeare(t *testing.T) {
 	tokenizer := loadGPT2ForTest(t)
-	text := readTestFile(t, filepath.Join(tokenizerTestDataDir(t), "text", "tinyshakespeare.txt"))
+	text := readTestFile(t, filepath.Join(testutil.DataDir(t), "text", "tinyshakespeare.txt"))
 
 	got := tokenizer.Encode(text)
 
@@ -103,7 +88,7 @@ func TestGPT2MatchesTiktokenOnGutenbergBook(t *testing.T) {
 	// Nietzsche's "Thus Spake Zarathustra" (680 KB) kept raw: it has non-ASCII
 	// letters and dashes, CRLF line ends, and the licence header and footer add
 	// URLs and "***" lines.
-	dir := filepath.Join(tokenizerTestDataDir(t), "gutenberg")
+	dir := filepath.Join(testutil.DataDir(t), "gutenberg")
 	path := gutenbergBookPath(t, dir, "Nietzsche, Friedrich Wilhelm/Thus Spake Zarathustra: A Book for All and None.txt")
 	text := readTestFile(t, path)
 

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/gomor/gomor/internal/testutil"
 )
 
 // smolLM2Reference is the vocabulary and merge list of the SmolLM2
@@ -19,7 +21,7 @@ type smolLM2Reference struct {
 
 func loadSmolLM2ForTest(t *testing.T) (*BPE, smolLM2Reference) {
 	t.Helper()
-	path := filepath.Join(tokenizerTestDataDir(t), "tokenizers", "smollm2", "tokenizer.json")
+	path := filepath.Join(testutil.DataDir(t), "tokenizers", "smollm2", "tokenizer.json")
 	tokenizer, err := LoadTokenizerJSON(path)
 	if err != nil {
 		t.Fatalf("LoadTokenizerJSON: %v", err)
