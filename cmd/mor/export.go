@@ -65,11 +65,8 @@ Flags:
 
 func runExport(args []string) error {
 	f, err := parseExportFlags(args)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
 	if err != nil {
-		return err
+		return err // main exits 0 for flag.ErrHelp
 	}
 
 	run, err := training.LoadRun(f.run)

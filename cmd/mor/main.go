@@ -6,6 +6,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"sort"
@@ -40,7 +42,12 @@ func main() {
 		fmt.Fprintf(os.Stderr, "mor: unknown command %q; run `mor help` for the list of commands\n", name)
 		os.Exit(2)
 	}
-	if err := c.run(os.Args[2:]); err != nil {
+	err := c.run(os.Args[2:])
+	if errors.Is(err, flag.ErrHelp) {
+		// The flag package has printed the usage text that --help requests.
+		return
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "mor %s: %v\n", name, err)
 		os.Exit(1)
 	}
