@@ -15,7 +15,7 @@ import (
 	"github.com/gomor/gomor/routers"
 )
 
-// SharingScheme says how the unrolled layers map onto unique parameter sets.
+// SharingScheme is the mapping of unrolled layers onto unique parameter sets.
 type SharingScheme string
 
 const (
@@ -31,7 +31,7 @@ const (
 	MiddleSequence SharingScheme = "middle-sequence"
 )
 
-// KVStrategy is how recursion steps after the first get their keys and values.
+// KVStrategy is the source of keys and values at recursion steps after the first.
 type KVStrategy string
 
 const (
@@ -40,7 +40,7 @@ const (
 	// SharedKV reuses the step-1 keys and values of all tokens at steps ≥ 2.
 	SharedKV KVStrategy = "shared"
 	// SharedKVUpdate is SharedKV where active tokens overwrite their own slots
-	// with freshly computed keys and values (the paper's hybrid variant).
+	// with freshly computed keys and values (the hybrid variant of the MoR paper, arXiv 2507.10524).
 	SharedKVUpdate KVStrategy = "shared-update"
 )
 
@@ -68,7 +68,7 @@ type Config struct {
 
 	Sharing SharingScheme `json:"sharing"`
 
-	// ShareNorms ties the RMSNorm scales of shared layers too (the paper's default).
+	// ShareNorms ties the RMSNorm scales of shared layers too (the MoR reference code's default).
 	ShareNorms bool `json:"share_norms"`
 
 	// NumRecursions is N_r; 1 for a vanilla model.

@@ -10,8 +10,8 @@ type RoutingMode string
 
 const (
 	// SequenceTopK selects the top-k_r tokens of each whole sequence at each
-	// step, as in training. It sees future tokens, and it is what the paper's
-	// numbers used.
+	// step, as in training. It reads future tokens. The MoR paper (arXiv
+	// 2507.10524) reported its NLLs with it.
 	SequenceTopK RoutingMode = "top-k"
 	// CausalRouting lets a token continue at step r when it was active at r−1
 	// and its router score reaches a threshold; it never looks ahead.
@@ -56,7 +56,7 @@ type LayerKV struct {
 	Valid *graph.Node
 }
 
-// BlockAttention changes what the attention of the shared block sees.
+// BlockAttention holds the options of the shared block's attention.
 type BlockAttention struct {
 	// SharedKV, when not nil, has one entry per block layer: that layer attends
 	// to these keys and values and skips its own K/V projections (recursive KV sharing).
@@ -70,7 +70,7 @@ type BlockAttention struct {
 	// block's own tokens may be attended to: [B, K] bool.
 	KeyMask *graph.Node
 
-	// ReturnKV asks for the keys and values each block layer computed.
+	// ReturnKV requests the keys and values each block layer computed.
 	ReturnKV bool
 
 	// Step is the 1-based recursion step of this call. It selects the norm
@@ -91,7 +91,7 @@ type BlockResult struct {
 // keeps each token's original position.
 type BlockFunc func(x, positions *graph.Node, attention BlockAttention) BlockResult
 
-// RecursionInput is what a routed recursion receives from the forward pass.
+// RecursionInput contains the inputs that the forward pass gives a routed recursion.
 type RecursionInput struct {
 	Scope     *model.Scope // the model's root scope; routers create their variables under it
 	Config    Config
@@ -115,7 +115,7 @@ type StepRecord struct {
 	CandidateMask *graph.Node
 }
 
-// RecursionOutput is what a routed recursion returns.
+// RecursionOutput contains the results of a routed recursion.
 type RecursionOutput struct {
 	Hidden *graph.Node  // [B, L, D]: the residual stream after the recursion
 	Depth  *graph.Node  // [B, L] int32: recursion steps each token received

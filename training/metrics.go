@@ -160,8 +160,8 @@ func (l *metricsLog) write(record StepRecord) error {
 		return fmt.Errorf("writing metrics log: %w", err)
 	}
 
-	// Hand each record to the operating system at once, so the log can be followed while the
-	// run goes on; flush (before each checkpoint) also syncs it to disk.
+	// Hand each record to the operating system at once, so the log can be followed during the
+	// run. flush, called before each checkpoint, also syncs it to disk.
 	if err := l.writer.Flush(); err != nil {
 		return fmt.Errorf("writing metrics log: %w", err)
 	}

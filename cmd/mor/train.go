@@ -433,7 +433,7 @@ func printNLL(results []training.NLLResult) {
 }
 
 // interruptOnSignal makes the first SIGINT or SIGTERM end training after the current step with a
-// checkpoint, through options.Interrupt; a second signal stops the process at once. The returned
+// checkpoint, through options.Interrupt. A second signal stops the process at once. The returned
 // function restores the default signal handling.
 func interruptOnSignal(options *training.Options) (stop func()) {
 	interrupt := make(chan struct{})
